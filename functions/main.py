@@ -1,0 +1,44 @@
+"""Cloud Functions entry points: parse the request, call the core, map the result.
+
+functions-framework --source functions/main.py --target ingest
+"""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+from rbm_analytics import clients
+from rbm_analytics import ingest as ingest_core
+from rbm_analytics.config import get_settings
+from rbm_analytics.errors import HttpError
+from rbm_analytics.http import Request, Response, error_response, read_body
+
+
+def _to_flask(response: Response) -> flask.Response:
+    return flask.Response(
+        response.body,
+        status=response.status,
+        content_type=response.content_type,
+        headers=dict(response.headers),
+    )
+
+
+def _request(request: flask.Request, limit: int) -> Request:
+    return Request(
+        method=request.method,
+        path=request.path,
+        headers=dict(request.headers.items()),
+        body=read_body(request.stream, request.content_length, limit),
+        query=request.args.to_dict(),
+    )
+
+
+@functions_framework.http
+def ingest(request: flask.Request) -> flask.Response:
+    """RBM webhook and sent log into Firestore (SPEC §2)."""
+    try:
+        settings = get_settings()
+        req = _request(request, settings.max_body_bytes)
+    except HttpError as exc:
+        return _to_flask(error_response(exc))
+    return _to_flask(ingest_core.handle(req, settings, clients.event_store))

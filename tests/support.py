@@ -1,0 +1,64 @@
+"""Shared test helpers: fixtures by name, signed webhook requests, settings."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+from rbm_analytics.auth import sign
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+PROJECT = "demo-rbm-test"
+CLIENT_TOKEN = "TEST_CLIENT_TOKEN"
+OTHER_CLIENT_TOKEN = "ROTATED_CLIENT_TOKEN"
+AGENT_KEY = "test-agent-key"
+PHONE_KEY = "test-phone-hash-key"
+
+BASE_ENV = {
+    "GOOGLE_CLOUD_PROJECT": PROJECT,
+    "RBM_CLIENT_TOKENS": f"{OTHER_CLIENT_TOKEN},{CLIENT_TOKEN}",
+    "AGENT_API_KEYS": AGENT_KEY,
+    "PHONE_HASH_KEY": PHONE_KEY,
+    "FIRESTORE_DEADLINE_SECONDS": "3",
+}
+
+
+def rbm_sample(name: str) -> dict[str, Any]:
+    """A sample payload from tests/fixtures/rbm by file stem."""
+    return json.loads((FIXTURES / "rbm" / f"{name}.json").read_text())
+
+
+def rbm_sample_bytes(name: str) -> bytes:
+    return (FIXTURES / "rbm" / f"{name}.json").read_bytes().strip()
+
+
+def envelope(data: bytes) -> bytes:
+    return json.dumps(
+        {
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "messageId": "1",
+                "publishTime": "2026-01-01T00:00:00Z",
+            },
+            "subscription": "projects/rbm-acme-agent/subscriptions/webhook",
+        }
+    ).encode()
+
+
+def signed_webhook(
+    payload: dict[str, Any] | bytes, token: str = CLIENT_TOKEN
+) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of a webhook request as RBM sends it."""
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return envelope(data), {
+        "X-Goog-Signature": sign(data, token),
+        "Content-Type": "application/json",
+    }
+
+
+def bearer(key: str = AGENT_KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
