@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: help install test lint typecheck unit integration e2e run bench soak deploy destroy \
-        clean clean-data requirements browser
+        clean clean-data generate browser
 
 help:  ## List the targets
 	@grep -E '^[a-z.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,14 +47,14 @@ install: $(VENV)/.installed .venv-bq/.installed .venv-checkov/.installed  ## Cre
 
 browser: /usr/bin/chromium
 
-requirements: $(VENV)/.installed  ## Regenerate functions/requirements.txt from pyproject.toml
-	$(BIN)/python scripts/gen_requirements.py
+generate: $(VENV)/.installed  ## Regenerate functions/requirements.txt and the schema copies
+	$(BIN)/python scripts/generate.py
 
 lint: $(VENV)/.installed  ## ruff, mypy (strict on functions/), requirements in sync
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python scripts/gen_requirements.py --check
+	$(BIN)/python scripts/generate.py --check
 
 test: install browser lint  ## Lint, type-check, then the whole suite on the real emulators
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -1,0 +1,54 @@
+"""``rbm-analytics``: the command line for operators and developers.
+
+Each subcommand lives in ``rbm_analytics.commands.<name>`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` — a callable
+taking the parsed arguments and returning the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .errors import HttpError
+
+# Subcommand modules, in the order --help lists them.
+COMMANDS: tuple[str, ...] = ()
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rbm-analytics",
+        description="Analytics for RCS Business Messaging agents on Google Cloud.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'rbm-analytics COMMAND --help' for a command's options and examples.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"rbm_analytics.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        code: int = args.func(args)
+    except HttpError as exc:
+        print(f"rbm-analytics {args.command}: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE if exc.status < 500 else EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``rbm-analytics`` CLI, one module each with ``register(subparsers)``."""
