@@ -23,13 +23,14 @@ $(VENV)/.installed: pyproject.toml
 
 # The BigQuery emulator lives in its own Python 3.13 virtualenv. DuckDB 2.x
 # downloads extensions at run time, which fails offline: pin 1.5.5 and
-# install its extensions from PyPI wheels.
+# install its extensions (icu, ducklake, spatial: local-bigquery loads all three)
+# from PyPI wheels.
 .venv-bq/.installed:
 	@test -n "$(PY313)" || { echo "Python 3.13 is needed for the BigQuery emulator: pyenv install 3.13" >&2; exit 1; }
 	$(PY313) -m venv .venv-bq
 	.venv-bq/bin/pip install -q local-bigquery==0.4.0
-	.venv-bq/bin/pip install -q duckdb==1.5.5 duckdb-extensions duckdb-extension-icu==1.5.5 duckdb-extension-ducklake==1.5.5
-	.venv-bq/bin/python -c "from duckdb_extensions import import_extension as i; i('icu'); i('ducklake')"
+	.venv-bq/bin/pip install -q duckdb==1.5.5 duckdb-extensions duckdb-extension-icu==1.5.5 duckdb-extension-ducklake==1.5.5 duckdb-extension-spatial==1.5.5
+	.venv-bq/bin/python -c "from duckdb_extensions import import_extension as i; i('icu'); i('ducklake'); i('spatial')"
 	touch $@
 
 # checkov pins packaging<24, which google-cloud-bigquery cannot use: own venv.
