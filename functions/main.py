@@ -5,13 +5,15 @@ functions-framework --source functions/main.py --target ingest
 
 from __future__ import annotations
 
+import time
+
 import flask
 import functions_framework
 from rbm_analytics import clients
 from rbm_analytics import ingest as ingest_core
 from rbm_analytics.config import get_settings
 from rbm_analytics.errors import HttpError
-from rbm_analytics.http import Request, Response, error_response, read_body
+from rbm_analytics.http import Request, Response, read_body
 
 
 def _to_flask(response: Response) -> flask.Response:
@@ -36,9 +38,10 @@ def _request(request: flask.Request, limit: int) -> Request:
 @functions_framework.http
 def ingest(request: flask.Request) -> flask.Response:
     """RBM webhook and sent log into Firestore (SPEC §2)."""
+    started = time.perf_counter()
     try:
         settings = get_settings()
         req = _request(request, settings.max_body_bytes)
     except HttpError as exc:
-        return _to_flask(error_response(exc))
-    return _to_flask(ingest_core.handle(req, settings, clients.event_store))
+        return _to_flask(ingest_core.rejected(request.path, exc, started))
+    return _to_flask(ingest_core.handle(req, settings, clients.event_store, started=started))

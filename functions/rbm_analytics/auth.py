@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-from .errors import Unauthorized
+from .errors import ConfigError, Unauthorized
 
 
 def _any_equal(candidate: bytes, secrets: Iterable[bytes]) -> bool:
@@ -25,7 +25,8 @@ def _any_equal(candidate: bytes, secrets: Iterable[bytes]) -> bool:
 def verify_signature(data: bytes, signature: str | None, tokens: tuple[str, ...]) -> None:
     """Check ``X-Goog-Signature`` = base64(HMAC-SHA512(token, data)) for some token."""
     if not tokens:
-        raise Unauthorized("webhook signature cannot be verified: no client token is configured")
+        # A deployment fault, not the sender's: 503 so RBM keeps retrying.
+        raise ConfigError("RBM_CLIENT_TOKENS is not set: webhook signatures cannot be verified")
     if not signature:
         raise Unauthorized("X-Goog-Signature header is missing")
     try:
@@ -43,13 +44,16 @@ def sign(data: bytes, token: str) -> str:
 
 
 def is_client_token(token: str, tokens: tuple[str, ...]) -> bool:
-    return bool(tokens) and _any_equal(token.encode(), (t.encode() for t in tokens))
+    """Whether a handshake's ``clientToken`` is configured (503 when none is)."""
+    if not tokens:
+        raise ConfigError("RBM_CLIENT_TOKENS is not set: the webhook cannot be verified")
+    return _any_equal(token.encode(), (t.encode() for t in tokens))
 
 
 def verify_bearer(authorization: str | None, keys: tuple[str, ...]) -> None:
     """Check ``Authorization: Bearer <key>`` against the configured API keys."""
     if not keys:
-        raise Unauthorized("no API key is configured for this route")
+        raise ConfigError("AGENT_API_KEYS is not set: no API key can be accepted")
     if not authorization:
         raise Unauthorized("Authorization header is missing; send 'Bearer <key>'")
     scheme, _, key = authorization.strip().partition(" ")

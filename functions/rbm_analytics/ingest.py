@@ -12,13 +12,15 @@ sender retries; nothing was acknowledged).
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from . import logs
 from .auth import is_client_token, verify_bearer, verify_signature
 from .config import Settings
-from .errors import Forbidden, HttpError, MethodNotAllowed, NotFound
+from .errors import Forbidden, HttpError, MethodNotAllowed, NotFound, ServiceUnavailable
 from .http import Request, Response, error_response, json_response
 from .rbm import (
     envelope_data,
@@ -35,20 +37,60 @@ WEBHOOK_PATHS = ("/", "")
 AGENT_MESSAGES_PATH = "/agent-messages"
 
 
-def handle(request: Request, settings: Settings, store_factory: Callable[[], Store]) -> Response:
-    """Serve one ingest request and write its log line."""
-    started = time.perf_counter()
-    fields: dict[str, Any] = {"route": _route_name(request.path)}
+def handle(
+    request: Request,
+    settings: Settings,
+    store_factory: Callable[[], Store],
+    *,
+    started: float | None = None,
+) -> Response:
+    """Serve one ingest request and write its one log line.
+
+    ``started`` is a ``time.perf_counter()`` value taken when the request
+    arrived, so the logged latency includes reading the body.
+    """
+    started = time.perf_counter() if started is None else started
+    fields: dict[str, Any] = {"route": _route_name(request.path), "stored": 0, "duplicate": 0}
     try:
         response = _dispatch(request, settings, store_factory, fields)
     except HttpError as exc:
-        fields["error"] = exc.message
-        response = error_response(exc)
+        response = _error(exc, fields)
+    except Exception as exc:
+        # A bug, not bad input: say where it happened, never what the payload held.
+        fields["exception"] = _where(exc)
+        response = json_response(500, {"error": "internal error; the request was not stored"})
+    _log(response, fields, started)
+    return response
+
+
+def rejected(path: str, exc: HttpError, started: float) -> Response:
+    """A request refused before it could be read (body too large, settings broken)."""
+    fields: dict[str, Any] = {"route": _route_name(path), "stored": 0, "duplicate": 0}
+    response = _error(exc, fields)
+    _log(response, fields, started)
+    return response
+
+
+def _error(exc: HttpError, fields: dict[str, Any]) -> Response:
+    fields["outcome"] = "rejected"
+    fields["error"] = exc.message
+    if exc.__cause__ is not None:
+        fields["cause"] = type(exc.__cause__).__name__
+    return error_response(exc)
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = frames[-1] if frames else None
+    place = f" at {Path(last.filename).name}:{last.lineno}" if last else ""
+    return f"{type(exc).__name__}{place}"
+
+
+def _log(response: Response, fields: dict[str, Any], started: float) -> None:
     fields["status"] = response.status
     fields["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     severity = "INFO" if response.status < 400 else "ERROR" if response.status >= 500 else "WARNING"
     logs.emit(severity, "ingest request", **fields)
-    return response
 
 
 def _route_name(path: str) -> str:
@@ -68,7 +110,8 @@ def _dispatch(
 ) -> Response:
     route = fields["route"]
     if route == "unknown":
-        raise NotFound(f"no route {request.path[:100]!r}; POST to / or {AGENT_MESSAGES_PATH}")
+        # The path is not echoed: it could hold anything, a phone number included.
+        raise NotFound(f"no such route; POST to / or {AGENT_MESSAGES_PATH}")
     if request.method != "POST":
         raise MethodNotAllowed(request.method, ("POST",))
     if route == "webhook":
@@ -98,7 +141,7 @@ def _webhook(
     )
     fields["agent_id"] = record.agent_id
     fields["kind"] = _kind(record)
-    counts = store_factory().put(record)
+    counts = _store(store_factory).put(record)
     return _stored(counts, fields)
 
 
@@ -114,8 +157,20 @@ def _agent_messages(
     )
     fields["agent_ids"] = sorted({r.agent_id for r in records})[:10]
     fields["records"] = len(records)
-    counts = store_factory().put_agent_messages(records)
+    counts = _store(store_factory).put_agent_messages(records)
     return _stored(counts, fields)
+
+
+def _store(store_factory: Callable[[], Store]) -> Store:
+    try:
+        return store_factory()
+    except HttpError:
+        raise
+    except Exception as exc:
+        # No client (credentials, project, network): the sender must retry.
+        raise ServiceUnavailable(
+            f"storage client could not be created ({type(exc).__name__}); retry later"
+        ) from exc
 
 
 def _kind(record: Receipt | UserMessage | UserEvent) -> str:

@@ -19,5 +19,5 @@ def user_key(phone_number: object, key: bytes, *, field: str = "senderPhoneNumbe
     number is not E.164.
     """
     if not isinstance(phone_number, str) or not _E164.fullmatch(phone_number):
-        raise BadRequest(f"{field} must be an E.164 phone number such as +12223334444")
+        raise BadRequest(f"{field} must be an E.164 phone number: + and 5 to 15 digits")
     return hmac.new(key, phone_number.encode(), hashlib.sha256).hexdigest()

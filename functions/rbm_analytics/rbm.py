@@ -29,11 +29,13 @@ from .timeutil import parse_rfc3339_us
 
 # Firestore document ids may not contain "/", be "." or "..", or look like
 # "__x__"; RBM ids are UUIDs or short base64-ish strings, well inside this.
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=+\-]{0,254}")
+# Agent ids may carry their "@rbm.goog" domain.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=+@\-]{0,254}")
 _ENUM = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _MIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+\-]{0,126}/[A-Za-z0-9!#$&^_.+\-]{1,127}")
 _AGENT_MESSAGE_NAME = re.compile(r"phones/([^/]+)/agentMessages/([^/]+)")
 MAX_POSTBACK_CHARS = 2048
+MAX_HANDSHAKE_CHARS = 4096
 MAX_BATCH = 500
 RECEIPT_TYPES = ("DELIVERED", "READ")
 _SUGGESTION_KINDS: dict[str, UserMessageKind] = {
@@ -44,10 +46,13 @@ _SUGGESTION_KINDS: dict[str, UserMessageKind] = {
 
 
 def parse_json(body: bytes, what: str = "request body") -> Any:
+    """Decoded JSON; anything else, including nesting too deep to decode, is a 400."""
     try:
         return json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest(f"{what} is not valid JSON") from None
+    except RecursionError:
+        raise BadRequest(f"{what} is nested too deeply") from None
 
 
 def _object(value: Any, field: str) -> Mapping[str, Any]:
@@ -59,19 +64,28 @@ def _object(value: Any, field: str) -> Mapping[str, Any]:
 def _id(value: Any, field: str) -> str:
     if not isinstance(value, str) or not _ID.fullmatch(value) or value.startswith("__"):
         raise BadRequest(
-            f"{field} is missing or not a valid id (1-255 characters: letters, digits, _ . : = + -)"
+            f"{field} is missing or not a valid id "
+            "(1-255 characters: letters, digits, _ . : = + @ -)"
         )
     return value
 
 
-def _optional_str(value: Any, field: str, limit: int) -> str | None:
-    if value is None:
-        return None
+def _text(value: Any, field: str, limit: int) -> str:
+    """A string that can be stored: bounded, and valid Unicode (JSON lets lone
+    surrogates through; Firestore and the logs cannot encode them)."""
     if not isinstance(value, str):
         raise BadRequest(f"{field} must be a string")
     if len(value) > limit:
         raise BadRequest(f"{field} is longer than {limit} characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise BadRequest(f"{field} is not valid Unicode") from None
     return value
+
+
+def _optional_str(value: Any, field: str, limit: int) -> str | None:
+    return None if value is None else _text(value, field, limit)
 
 
 def _enum(value: Any, field: str) -> str:
@@ -90,7 +104,10 @@ def parse_handshake(doc: Any) -> Handshake | None:
     token, secret = doc.get("clientToken"), doc.get("secret")
     if not isinstance(token, str) or not isinstance(secret, str):
         raise BadRequest("clientToken and secret must both be strings")
-    return Handshake(client_token=token, secret=secret)
+    return Handshake(
+        client_token=_text(token, "clientToken", MAX_HANDSHAKE_CHARS),
+        secret=_text(secret, "secret", MAX_HANDSHAKE_CHARS),
+    )
 
 
 def envelope_data(doc: Any) -> bytes:
@@ -192,7 +209,8 @@ def _user_message_content(doc: Mapping[str, Any]) -> tuple[UserMessageKind, str 
             raise BadRequest("userFile.payload.mimeType is missing or not a MIME type")
         return "file", None, mime.lower()
     response = _object(doc["suggestionResponse"], "suggestionResponse")
-    kind = _SUGGESTION_KINDS.get(response.get("type") or "UNKNOWN")
+    suggestion_type = response.get("type") or "UNKNOWN"
+    kind = _SUGGESTION_KINDS.get(suggestion_type) if isinstance(suggestion_type, str) else None
     if kind is None:
         raise BadRequest("suggestionResponse.type must be REPLY, ACTION or UNKNOWN")
     postback = _optional_str(
@@ -231,22 +249,26 @@ def _agent_message(item: Any, phone_key: bytes, received_us: int) -> AgentMessag
     agent_id = _id(doc.get("agentId"), "agentId")
     phone: Any = doc.get("phoneNumber")
     message_id: Any = doc.get("messageId")
+    phone_field, id_field = "phoneNumber", "messageId"
     name = doc.get("name")
     if name is not None:
         m = _AGENT_MESSAGE_NAME.fullmatch(name) if isinstance(name, str) else None
         if m is None:
             raise BadRequest("name must look like phones/{E.164 number}/agentMessages/{messageId}")
-        phone = phone if phone is not None else m.group(1)
-        message_id = message_id if message_id is not None else m.group(2)
+        # Explicit fields win over the ones read from name; errors name the source.
+        if phone is None:
+            phone, phone_field = m.group(1), "name (its phone number)"
+        if message_id is None:
+            message_id, id_field = m.group(2), "name (its messageId)"
     if message_id is None:
         raise BadRequest("messageId is missing (give name or messageId)")
     if phone is None:
         raise BadRequest("phoneNumber is missing (give name or phoneNumber)")
     traffic = doc.get("messageTrafficType")
     return AgentMessage(
-        message_id=_id(message_id, "messageId"),
+        message_id=_id(message_id, id_field),
         agent_id=agent_id,
-        user_key=user_key(phone, phone_key, field="phoneNumber"),
+        user_key=user_key(phone, phone_key, field=phone_field),
         sent_us=parse_rfc3339_us(doc.get("sendTime"), "sendTime"),
         content_type=content_type(doc.get("contentMessage")),
         traffic_type=None if traffic is None else _enum(traffic, "messageTrafficType"),

@@ -13,9 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from .errors import BadRequest
 
+# ASCII digits only: Python's \d would also take other scripts' digits.
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(Z|z|[+-]\d{2}:\d{2})"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(Z|z|[+-][0-9]{2}:[0-9]{2})"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Payload times outside this range are typos or attacks, not RBM events.
@@ -33,15 +34,18 @@ def parse_rfc3339_us(value: object, field: str) -> int:
         raise BadRequest(f"{field} must be an RFC 3339 timestamp string")
     m = _RFC3339.fullmatch(value.strip())
     if not m:
-        raise BadRequest(f"{field} is not an RFC 3339 timestamp: {value[:40]!r}")
+        # The value is not echoed: a misplaced field could hold a phone number.
+        raise BadRequest(f"{field} is not an RFC 3339 timestamp such as 2026-01-01T09:30:00.123Z")
     year, month, day, hour, minute, second, frac, zone = m.groups()
     try:
         dt = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC
         )
     except ValueError:
-        raise BadRequest(f"{field} is not a valid date and time: {value[:40]!r}") from None
+        raise BadRequest(f"{field} is not a valid date and time") from None
     if zone not in ("Z", "z"):
+        if int(zone[1:3]) > 23 or int(zone[4:6]) > 59:
+            raise BadRequest(f"{field} has an invalid UTC offset")
         sign = 1 if zone[0] == "+" else -1
         offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
         dt -= sign * offset
