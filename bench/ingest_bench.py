@@ -1,0 +1,261 @@
+"""Ingest benchmarks: handler CPU cost, served throughput and latency, sent-log batches."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import json
+import random
+import tempfile
+import time
+import uuid
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from google.cloud import firestore
+from google.cloud.firestore_v1 import batch as fs_batch
+from google.cloud.firestore_v1.types import write as write_pb
+from rbm_analytics import ingest
+from rbm_analytics.auth import sign
+from rbm_analytics.config import Settings
+from rbm_analytics.http import Request
+from rbm_analytics.store import FirestoreStore
+
+from . import harness
+from .harness import AGENT_KEY, CLIENT_TOKEN, PHONE_KEY, PROJECT, measurement, note
+
+KINDS = ("read", "delivered", "text", "reply", "typing")
+
+
+def _payload(i: int, rng: random.Random) -> dict[str, Any]:
+    kind = KINDS[i % len(KINDS)]
+    phone = f"+1555{rng.randrange(10**7):07d}"
+    base = {
+        "senderPhoneNumber": phone,
+        "agentId": f"agent-{i % 5}",
+        "sendTime": "2026-01-02T18:12:45.001Z",
+    }
+    if kind in ("read", "delivered"):
+        return {**base, "eventType": kind.upper(), "eventId": f"ev{i}", "messageId": f"m{i}"}
+    if kind == "typing":
+        return {**base, "eventType": "IS_TYPING", "eventId": f"ev{i}"}
+    if kind == "reply":
+        return {
+            **base,
+            "messageId": f"u{i}",
+            "suggestionResponse": {"postbackData": "track_order", "text": "Track", "type": "REPLY"},
+        }
+    return {**base, "messageId": f"u{i}", "text": "When does my order arrive?"}
+
+
+def webhook_requests(n: int, seed: int, prefix: str = "") -> list[harness.Req]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        payload = _payload(i, rng)
+        for key in ("messageId", "eventId"):
+            if key in payload:
+                payload[key] = f"{prefix}{payload[key]}"
+        data = json.dumps(payload).encode()
+        body = json.dumps(
+            {"message": {"data": base64.b64encode(data).decode(), "messageId": str(i)}}
+        ).encode()
+        headers = {"X-Goog-Signature": sign(data, CLIENT_TOKEN), "Content-Type": "application/json"}
+        out.append(("/", headers, body))
+    return out
+
+
+def _fake_commit(self: Any, retry: Any = None, timeout: Any = None) -> list[Any]:
+    # Everything up to the RPC has run: documents are encoded as Write protobufs.
+    results = []
+    for pb in self._write_pbs:
+        transforms = len(pb.update_transforms) if pb.update_transforms else 0
+        results.append(write_pb.WriteResult(transform_results=[{"integer_value": 1}] * transforms))
+    self._write_pbs = []
+    return results
+
+
+def handler_cost(n: int) -> harness.Measurement:
+    """CPU per webhook event: parse, verify, hash, build the Firestore write; no I/O."""
+    settings = Settings(
+        project=PROJECT,
+        rbm_client_tokens=(CLIENT_TOKEN,),
+        agent_api_keys=(AGENT_KEY,),
+        phone_hash_key=PHONE_KEY.encode(),
+    )
+    # Points at an address nothing listens on: commit is replaced, no RPC is made.
+    with mock.patch.dict("os.environ", {"FIRESTORE_EMULATOR_HOST": "127.0.0.1:9"}):
+        client = firestore.Client(project=PROJECT)
+    store = FirestoreStore(client, retention_days=90, deadline_s=5)
+    reqs = [Request("POST", "/", headers, body) for _, headers, body in webhook_requests(n, 7)]
+    sink = io.StringIO()
+    with mock.patch.object(fs_batch.WriteBatch, "commit", _fake_commit), redirect_stdout(sink):
+        for r in reqs[:50]:  # warm-up
+            ingest.handle(r, settings, lambda: store)
+        t0 = time.process_time()
+        for r in reqs:
+            resp = ingest.handle(r, settings, lambda: store)
+            assert resp.status == 200, resp.body
+        handler_us = (time.process_time() - t0) / n * 1e6
+        # Baseline: the work no webhook can skip — decode the envelope, one
+        # HMAC-SHA512 over the data, parse the payload.
+        t0 = time.process_time()
+        for r in reqs:
+            data = base64.b64decode(json.loads(r.body)["message"]["data"])
+            hmac.compare_digest(
+                hmac.new(CLIENT_TOKEN.encode(), data, hashlib.sha512).digest(),
+                base64.b64decode(r.headers["X-Goog-Signature"]),
+            )
+            json.loads(data)
+        baseline_us = (time.process_time() - t0) / n * 1e6
+    return measurement(
+        "ingest.handler_cpu_per_event",
+        handler_us,
+        "us",
+        baseline_us,
+        "<= 100 us per event",
+        handler_us <= 100,
+    )
+
+
+def throughput(n: int, concurrency: int) -> list[harness.Measurement]:
+    """Served ingest vs the same number of raw single-document writes, same concurrency."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        with harness.firestore(tmp) as fs:
+            docs = [
+                {
+                    "agent_id": "a",
+                    "user_key": uuid.uuid4().hex,
+                    "kind": "text",
+                    "event_at_us": 1,
+                    "received_at_us": 2,
+                    "updated_at": firestore.SERVER_TIMESTAMP,
+                }
+                for _ in range(n)
+            ]
+            with mock.patch.dict("os.environ", {"FIRESTORE_EMULATOR_HOST": fs.host}):
+                client = firestore.Client(project=PROJECT)
+                col = client.collection("baseline")
+                col.document("warm").set({"x": 1})
+                raw_s = harness.threaded(
+                    lambda i: col.document(f"d{i}").set(docs[i]), n, concurrency
+                )
+            raw_rate = n / raw_s
+            note(f"raw Firestore writes: {raw_rate:.0f}/s ({concurrency} clients)")
+            env = harness.base_env(fs.host)
+            with harness.served("ingest", env, tmp) as fn:
+                harness.http_load(fn.port, webhook_requests(100, 1, "warm"), concurrency)
+                load = harness.http_load(fn.port, webhook_requests(n, 2), concurrency)
+                bad = {s: c for s, c in load.statuses.items() if s != 200}
+                note(f"served ingest: {load.rate:.0f} events/s, statuses {load.statuses}")
+                out.append(
+                    measurement(
+                        "ingest.events_per_s",
+                        load.rate,
+                        "events/s",
+                        raw_rate,
+                        ">= 0.8 x raw single-document writes",
+                        load.rate >= 0.8 * raw_rate and not bad,
+                    )
+                )
+                half = load.rate / 2
+                paced = harness.http_load(
+                    fn.port, webhook_requests(n // 2, 3, "half"), concurrency, rate=half
+                )
+                out.append(
+                    measurement(
+                        "ingest.latency_p50_at_half_max",
+                        paced.p50,
+                        "ms",
+                        None,
+                        f"reported at {half:.0f} events/s",
+                        None,
+                    )
+                )
+                out.append(
+                    measurement(
+                        "ingest.latency_p99_at_half_max",
+                        paced.percentile(99),
+                        "ms",
+                        None,
+                        f"reported at {half:.0f} events/s",
+                        None,
+                    )
+                )
+    return out
+
+
+def _agent_batch(b: int, size: int) -> dict[str, Any]:
+    return {
+        "agentMessages": [
+            {
+                "agentId": f"agent-{b % 5}",
+                "name": f"phones/+1555{(b * size + j) % 10**7:07d}/agentMessages/b{b}-{j}",
+                "sendTime": "2026-01-01T09:30:00.123Z",
+                "contentMessage": {"text": "hello"},
+                "messageTrafficType": "TRANSACTION",
+            }
+            for j in range(size)
+        ]
+    }
+
+
+def sentlog_batches(batches: int, concurrency: int) -> harness.Measurement:
+    """500-record /agent-messages batches vs raw WriteBatch commits of the same documents."""
+    size = 500
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        with harness.firestore(tmp) as fs:
+            bodies = [json.dumps(_agent_batch(b, size)).encode() for b in range(batches)]
+            settings = Settings(project=PROJECT, phone_hash_key=PHONE_KEY.encode())
+            from rbm_analytics.rbm import parse_agent_messages
+
+            with mock.patch.dict("os.environ", {"FIRESTORE_EMULATOR_HOST": fs.host}):
+                client = firestore.Client(project=PROJECT)
+                store = FirestoreStore(client, retention_days=90, deadline_s=30)
+                parsed = [
+                    parse_agent_messages(
+                        json.loads(b), phone_key=settings.phone_hash_key, received_us=1
+                    )
+                    for b in bodies
+                ]
+                col = client.collection("baseline")
+
+                def raw(i: int) -> None:
+                    wb = client.batch()
+                    for rec in parsed[i]:
+                        wb.set(col.document(rec.message_id), store._sent(rec), merge=True)
+                    wb.commit()
+
+                raw_s = harness.threaded(raw, batches, concurrency)
+            raw_rate = batches * size / raw_s
+            note(f"raw WriteBatch commits: {raw_rate:.0f} records/s")
+            headers = {"Authorization": f"Bearer {AGENT_KEY}", "Content-Type": "application/json"}
+            with harness.served("ingest", harness.base_env(fs.host), tmp) as fn:
+                load = harness.http_load(
+                    fn.port, [("/agent-messages", headers, b) for b in bodies], concurrency
+                )
+            rate = batches * size / load.seconds
+            note(f"served /agent-messages: {rate:.0f} records/s, statuses {load.statuses}")
+            ok = load.statuses == {200: batches}
+            meets = ok and rate >= 0.8 * raw_rate
+            return measurement(
+                "ingest.sentlog_records_per_s",
+                rate,
+                "records/s",
+                raw_rate,
+                ">= 0.8 x raw WriteBatch commits",
+                meets,
+            )
+
+
+def run(smoke: bool) -> None:
+    handler_cost(300 if smoke else 5000)
+    throughput(300 if smoke else 4000, 16)
+    sentlog_batches(2 if smoke else 20, 4)

@@ -1,0 +1,40 @@
+"""A small run of every benchmark: they run, and print well-formed measurement lines.
+
+Benchmarks compare against baselines on a shared machine; their targets are
+reported by ``make bench``, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support import REPO_ROOT
+
+KEYS = {"name", "value", "unit", "baseline", "ratio", "target", "meets"}
+
+
+def test_bench_smoke_prints_every_measurement() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    names = {m["name"] for m in lines}
+    assert {
+        "ingest.handler_cpu_per_event",
+        "ingest.events_per_s",
+        "ingest.latency_p50_at_half_max",
+        "ingest.latency_p99_at_half_max",
+        "ingest.sentlog_records_per_s",
+    } <= names
+    for m in lines:
+        assert set(m) == KEYS, m
+        assert m["value"] > 0, m
+        if m["baseline"] is not None:
+            assert (
+                m["ratio"] == round(m["value"] / m["baseline"], 3)
+                or abs(m["ratio"] - m["value"] / m["baseline"]) < 0.01
+            ), m
