@@ -121,6 +121,9 @@ class LoadResult:
     seconds: float
     latencies_ms: list[float]
     statuses: dict[int, int]
+    # Per request, in input order: (HTTP status or 0 for a connection error,
+    # milliseconds from sending to the answer).
+    outcomes: list[tuple[int, float]]
 
     @property
     def rate(self) -> float:
@@ -150,6 +153,7 @@ def http_load(
     lock = threading.Lock()
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    outcomes: list[tuple[int, float]] = [(0, 0.0)] * len(requests)
     next_index = [0]
     start = time.perf_counter()
 
@@ -166,6 +170,7 @@ def http_load(
             if delay > 0:
                 time.sleep(delay)
             path, headers, body = requests[i]
+            sent = time.perf_counter()
             try:
                 conn.request("POST", path, body=body, headers=headers)
                 resp = conn.getresponse()
@@ -175,8 +180,10 @@ def http_load(
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                 status = 0
-            elapsed = (time.perf_counter() - due) * 1000
+            done = time.perf_counter()
+            elapsed = (done - due) * 1000
             with lock:
+                outcomes[i] = (status, (done - sent) * 1000)
                 latencies.append(elapsed)
                 statuses[status] = statuses.get(status, 0) + 1
         conn.close()
@@ -186,7 +193,7 @@ def http_load(
         t.start()
     for t in threads:
         t.join()
-    return LoadResult(len(requests), time.perf_counter() - start, latencies, statuses)
+    return LoadResult(len(requests), time.perf_counter() - start, latencies, statuses, outcomes)
 
 
 def threaded(fn: Callable[[int], Any], items: int, concurrency: int) -> float:
