@@ -11,9 +11,10 @@ import flask
 import functions_framework
 from rbm_analytics import clients
 from rbm_analytics import ingest as ingest_core
+from rbm_analytics import refresh as refresh_core
 from rbm_analytics.config import get_settings
 from rbm_analytics.errors import HttpError
-from rbm_analytics.http import Request, Response, read_body
+from rbm_analytics.http import Request, Response, error_response, read_body
 
 
 def _to_flask(response: Response) -> flask.Response:
@@ -45,3 +46,14 @@ def ingest(request: flask.Request) -> flask.Response:
     except HttpError as exc:
         return _to_flask(ingest_core.rejected(request.path, exc, started))
     return _to_flask(ingest_core.handle(req, settings, clients.event_store, started=started))
+
+
+@functions_framework.http
+def refresh(request: flask.Request) -> flask.Response:
+    """Morning refresh: Firestore changes into the BigQuery mirror and daily tables (SPEC §3)."""
+    try:
+        settings = get_settings()
+        req = _request(request, settings.max_body_bytes)
+    except HttpError as exc:
+        return _to_flask(error_response(exc))
+    return _to_flask(refresh_core.handle(req, settings, refresh_core.default_clients()))

@@ -1,0 +1,166 @@
+"""The ``refresh`` function's core: Firestore changes → BigQuery mirror → daily tables.
+
+    phase read     documents with updated_at >= watermark (Firestore)
+    phase mirror   load + MERGE into agent_messages, user_messages, user_events
+    phase metrics  one transaction replaces the requested dates' daily rows
+    phase done     watermark = run start - REFRESH_OVERLAP_SECONDS; run row
+
+Every phase is idempotent and the watermark moves last, so a run that dies
+anywhere is repaired by the next run of the same dates.
+
+HTTP statuses (``handle``): 200 JSON summary; 400 bad dates or body; 405 not
+POST; 503 Firestore or BigQuery failed (the run is logged in refresh_runs as
+failed; Cloud Scheduler retries); 500 anything else.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import bigquery, firestore
+
+from . import clients as client_cache
+from . import logs, watermark
+from .config import Settings
+from .errors import HttpError, MethodNotAllowed, ServiceUnavailable
+from .firestore_reader import read_changed
+from .http import Request, Response, error_response, json_response
+from .refresh_plan import RefreshPlan, plan_from_body
+from .timeutil import today_utc
+from .warehouse import RunRecord, Warehouse
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The storage a refresh needs (factories, so a bad request never builds clients)."""
+
+    firestore: Callable[[], firestore.Client]
+    bigquery: Callable[[], bigquery.Client]
+
+
+def default_clients() -> Clients:
+    """The instance's cached clients (honouring the emulator hosts)."""
+    return Clients(firestore=client_cache.firestore_client, bigquery=client_cache.bigquery_client)
+
+
+class RefreshFailed(ServiceUnavailable):
+    """Storage failed during a run; the run is recorded as failed."""
+
+
+def _phase(phase: str, run_id: str) -> None:
+    logs.info("refresh phase", phase=phase, run_id=run_id)
+
+
+def run(plan: RefreshPlan, settings: Settings, clients: Clients) -> dict[str, Any]:
+    """Run one refresh of ``plan``'s dates; returns the summary.
+
+    Raises whatever storage raised, after recording the failed run.
+    """
+    run_id = uuid.uuid4().hex
+    started_at = datetime.now(UTC)
+    clock = time.perf_counter()
+    documents_read: int | None = None
+    rows_written = 0
+    warehouse = Warehouse(
+        clients.bigquery(), settings.project, settings.bq_dataset, settings.bq_location
+    )
+    try:
+        _phase("read", run_id)
+        warehouse.ensure()
+        fs = clients.firestore()
+        changes = read_changed(fs, watermark.load(fs))
+        documents_read = changes.documents_read
+        try:
+            _phase("mirror", run_id)
+            mirror_rows = {
+                table: warehouse.upsert_mirror(batch, run_id)
+                for table, batch in changes.batches.items()
+            }
+        finally:
+            changes.close()
+        rows_written = sum(mirror_rows.values())
+        _phase("metrics", run_id)
+        daily = warehouse.replace_daily(
+            plan.start, plan.end, window_days=settings.backfill_days, refreshed_at=started_at
+        )
+        rows_written += daily.total
+        _phase("done", run_id)
+        # Only now is everything read up to the run's start safely in BigQuery.
+        watermark.save(fs, started_at - timedelta(seconds=settings.refresh_overlap_s), run_id)
+        finished_at = datetime.now(UTC)
+        warehouse.record_run(
+            RunRecord(run_id, started_at, finished_at, plan.start, plan.end, documents_read,
+                      rows_written, "succeeded", None)
+        )  # fmt: skip
+    except Exception as exc:
+        seconds = round(time.perf_counter() - clock, 3)
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        logs.error(
+            "refresh run", run_id=run_id, status="failed", error=error, seconds=seconds,
+            first_date=plan.start.isoformat(), last_date=plan.end.isoformat(),
+            documents_read=documents_read, rows_written=rows_written,
+        )  # fmt: skip
+        _record_failure(warehouse, run_id, started_at, plan, documents_read, rows_written, error)
+        raise
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "status": "succeeded",
+        "dates": [d.isoformat() for d in plan.dates],
+        "run_date": plan.run_date.isoformat() if plan.run_date else None,
+        "documents_read": documents_read,
+        "mirror_rows": mirror_rows,
+        "daily_rows": {
+            "daily_metrics": daily.daily_metrics,
+            "daily_postbacks": daily.daily_postbacks,
+            "response_samples": daily.response_samples,
+        },
+        "rows_written": rows_written,
+        "seconds": round(time.perf_counter() - clock, 3),
+    }
+    logs.info("refresh run", **{k: v for k, v in summary.items() if k != "dates"},
+              first_date=plan.start.isoformat(), last_date=plan.end.isoformat())  # fmt: skip
+    return summary
+
+
+def _record_failure(
+    warehouse: Warehouse,
+    run_id: str,
+    started_at: datetime,
+    plan: RefreshPlan,
+    documents_read: int | None,
+    rows_written: int,
+    error: str,
+) -> None:
+    try:
+        warehouse.record_run(
+            RunRecord(run_id, started_at, datetime.now(UTC), plan.start, plan.end,
+                      documents_read, rows_written, "failed", error)
+        )  # fmt: skip
+    except Exception as exc:  # BigQuery itself may be what failed
+        logs.error("refresh run not recorded", run_id=run_id, error=type(exc).__name__)
+
+
+def handle(request: Request, settings: Settings, clients: Clients) -> Response:
+    """Serve one refresh request (POST; optional JSON body with run_date or start/end)."""
+    try:
+        if request.method != "POST":
+            raise MethodNotAllowed(request.method, ("POST",))
+        plan = plan_from_body(request.body, today=today_utc(), window_days=settings.backfill_days)
+        try:
+            return json_response(200, run(plan, settings, clients))
+        except HttpError:
+            raise
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise RefreshFailed(f"refresh failed ({type(exc).__name__}); retry later") from exc
+        except Exception as exc:  # already logged with its run_id by run()
+            return json_response(500, {"error": f"refresh failed ({type(exc).__name__})"})
+    except HttpError as exc:
+        if exc.status < 500:
+            logs.warning("refresh request rejected", status=exc.status, error=exc.message)
+        return error_response(exc)

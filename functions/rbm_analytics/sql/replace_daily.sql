@@ -1,0 +1,229 @@
+-- Recompute daily_metrics, daily_postbacks and response_samples for the dates
+-- @start_date … @end_date (inclusive), replacing exactly those dates in one
+-- transaction: readers see the old rows or the new ones, never a mix, and a
+-- failure anywhere rolls everything back.
+--
+-- Parameters
+--   @start_date, @end_date  DATE   the dates to recompute
+--   @window_days            INT64  W = BACKFILL_DAYS (8)
+--   @lookback_days          INT64  how far back a "previous message" may be (30)
+--   @refreshed_at           TIMESTAMP  the run's start
+--
+-- THE 8-DAY RULE: anything attributed to date D counts only if it happened
+-- before TIMESTAMP_ADD(TIMESTAMP(D), INTERVAL @window_days DAY), i.e.
+-- D + W days 00:00:00 UTC (timeutil.cutoff is the Python twin).
+--
+-- Scans stay inside partition ranges:
+--   agent_messages  sent_date  in [start - lookback, end + W - 1]
+--   user_messages   event_date in [start - lookback, end + W - 1]
+--   user_events     event_date in [start, end]
+-- (the lookback finds a user message's previous message; the days after
+-- `end` hold replies and answers that still count before the cutoff).
+
+BEGIN TRANSACTION;
+
+DELETE FROM `${dataset}.response_samples` WHERE date BETWEEN @start_date AND @end_date;
+DELETE FROM `${dataset}.daily_postbacks` WHERE date BETWEEN @start_date AND @end_date;
+DELETE FROM `${dataset}.daily_metrics` WHERE date BETWEEN @start_date AND @end_date;
+
+-- read_to_reply samples, attributed to the READ message's sent date D:
+-- for each agent message sent on D whose READ is before the cutoff, the first
+-- user message in the same conversation (agent_id, user_key) at or after the
+-- READ and before the cutoff; seconds from the READ to it.
+INSERT INTO `${dataset}.response_samples` (date, agent_id, metric, seconds)
+WITH counted_reads AS (
+  SELECT
+    message_id, agent_id, user_key, sent_date, read_at,
+    TIMESTAMP_ADD(TIMESTAMP(sent_date), INTERVAL @window_days DAY) AS cutoff_at
+  FROM `${dataset}.agent_messages`
+  WHERE sent_date BETWEEN @start_date AND @end_date
+    AND read_at < TIMESTAMP_ADD(TIMESTAMP(sent_date), INTERVAL @window_days DAY)
+),
+first_replies AS (
+  SELECT r.message_id, r.agent_id, r.sent_date, r.read_at, MIN(u.event_at) AS reply_at
+  FROM counted_reads AS r
+  JOIN `${dataset}.user_messages` AS u
+    ON u.agent_id = r.agent_id
+    AND u.user_key = r.user_key
+    AND u.event_at >= r.read_at
+    AND u.event_at < r.cutoff_at
+  WHERE u.event_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_days DAY)
+    AND DATE_SUB(DATE_ADD(@end_date, INTERVAL @window_days DAY), INTERVAL 1 DAY)
+  GROUP BY r.message_id, r.agent_id, r.sent_date, r.read_at
+)
+SELECT
+  sent_date AS date,
+  agent_id,
+  'read_to_reply' AS metric,
+  TIMESTAMP_DIFF(reply_at, read_at, MICROSECOND) / 1e6 AS seconds
+FROM first_replies;
+
+-- agent_response samples, attributed to the user message's event date D.
+-- Each conversation's messages (agent and user) in one timeline, ordered by
+-- time; at equal times an agent message sorts BEFORE a user message (so it is
+-- the user message's previous message, never its answer), then by message_id.
+-- A user message opens a wait when its previous message is not a user
+-- message sent at most @lookback_days before it (no previous message in that
+-- window: it opens a wait). The wait is answered by the conversation's first
+-- agent message after it, if that is sent before the cutoff of D.
+INSERT INTO `${dataset}.response_samples` (date, agent_id, metric, seconds)
+WITH timeline AS (
+  SELECT agent_id, user_key, sent_at AS at, sent_date AS day, 0 AS side, message_id
+  FROM `${dataset}.agent_messages`
+  WHERE sent_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_days DAY)
+    AND DATE_SUB(DATE_ADD(@end_date, INTERVAL @window_days DAY), INTERVAL 1 DAY)
+  UNION ALL
+  SELECT agent_id, user_key, event_at AS at, event_date AS day, 1 AS side, message_id
+  FROM `${dataset}.user_messages`
+  WHERE event_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_days DAY) AND @end_date
+),
+ordered AS (
+  SELECT
+    agent_id, day, side, at,
+    LAG(side) OVER conversation AS previous_side,
+    LAG(at) OVER conversation AS previous_at,
+    MIN(IF(side = 0, at, NULL)) OVER (
+      PARTITION BY agent_id, user_key ORDER BY at, side, message_id
+      ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
+    ) AS answer_at
+  FROM timeline
+  WINDOW conversation AS (PARTITION BY agent_id, user_key ORDER BY at, side, message_id)
+)
+SELECT
+  day AS date,
+  agent_id,
+  'agent_response' AS metric,
+  TIMESTAMP_DIFF(answer_at, at, MICROSECOND) / 1e6 AS seconds
+FROM ordered
+WHERE side = 1
+  AND day BETWEEN @start_date AND @end_date
+  AND NOT (
+    previous_side IS NOT NULL AND previous_side = 1
+    AND previous_at >= TIMESTAMP_SUB(at, INTERVAL @lookback_days DAY)
+  )
+  AND answer_at < TIMESTAMP_ADD(TIMESTAMP(day), INTERVAL @window_days DAY);
+
+INSERT INTO `${dataset}.daily_metrics` (
+  date, agent_id, sent, delivered, read, typing_events, user_messages, user_text, user_files,
+  user_locations, suggestion_replies, suggestion_actions, reads_with_reply,
+  read_to_reply_avg_s, read_to_reply_p50_s, agent_responses, agent_response_avg_s,
+  agent_response_p50_s, agent_response_p90_s, refreshed_at
+)
+WITH sent AS (
+  -- sent: agent messages with sent date D.
+  -- delivered / read: of those, with the earliest DELIVERED / READ receipt
+  -- before the cutoff (D + W days, 00:00 UTC).
+  SELECT
+    sent_date AS date,
+    agent_id,
+    COUNT(*) AS sent,
+    COUNTIF(delivered_at < TIMESTAMP_ADD(TIMESTAMP(sent_date), INTERVAL @window_days DAY))
+      AS delivered,
+    COUNTIF(read_at < TIMESTAMP_ADD(TIMESTAMP(sent_date), INTERVAL @window_days DAY)) AS read
+  FROM `${dataset}.agent_messages`
+  WHERE sent_date BETWEEN @start_date AND @end_date
+  GROUP BY date, agent_id
+),
+received AS (
+  -- user_messages: user messages on D; then the same split by kind.
+  SELECT
+    event_date AS date,
+    agent_id,
+    COUNT(*) AS user_messages,
+    COUNTIF(kind = 'text') AS user_text,
+    COUNTIF(kind = 'file') AS user_files,
+    COUNTIF(kind = 'location') AS user_locations,
+    COUNTIF(kind = 'suggestion_reply') AS suggestion_replies,
+    COUNTIF(kind = 'suggestion_action') AS suggestion_actions
+  FROM `${dataset}.user_messages`
+  WHERE event_date BETWEEN @start_date AND @end_date
+  GROUP BY date, agent_id
+),
+typing AS (
+  -- typing_events: IS_TYPING events on D.
+  SELECT event_date AS date, agent_id, COUNT(*) AS typing_events
+  FROM `${dataset}.user_events`
+  WHERE event_date BETWEEN @start_date AND @end_date AND event_type = 'IS_TYPING'
+  GROUP BY date, agent_id
+),
+read_to_reply AS (
+  -- reads_with_reply and its durations: the read_to_reply samples above.
+  -- Percentiles are nearest-rank: APPROX_QUANTILES(x, 100)[OFFSET(p)].
+  SELECT
+    date,
+    agent_id,
+    COUNT(*) AS reads_with_reply,
+    AVG(seconds) AS read_to_reply_avg_s,
+    APPROX_QUANTILES(seconds, 100)[OFFSET(50)] AS read_to_reply_p50_s
+  FROM `${dataset}.response_samples`
+  WHERE date BETWEEN @start_date AND @end_date AND metric = 'read_to_reply'
+  GROUP BY date, agent_id
+),
+agent_response AS (
+  -- agent_responses and its durations: the agent_response samples above.
+  SELECT
+    date,
+    agent_id,
+    COUNT(*) AS agent_responses,
+    AVG(seconds) AS agent_response_avg_s,
+    APPROX_QUANTILES(seconds, 100)[OFFSET(50)] AS agent_response_p50_s,
+    APPROX_QUANTILES(seconds, 100)[OFFSET(90)] AS agent_response_p90_s
+  FROM `${dataset}.response_samples`
+  WHERE date BETWEEN @start_date AND @end_date AND metric = 'agent_response'
+  GROUP BY date, agent_id
+),
+active AS (
+  -- A (date, agent) row exists when the agent sent a message, received a
+  -- user message or saw an IS_TYPING event that day: never an all-zero row.
+  SELECT date, agent_id FROM sent
+  UNION DISTINCT
+  SELECT date, agent_id FROM received
+  UNION DISTINCT
+  SELECT date, agent_id FROM typing
+)
+SELECT
+  a.date,
+  a.agent_id,
+  COALESCE(s.sent, 0),
+  COALESCE(s.delivered, 0),
+  COALESCE(s.read, 0),
+  COALESCE(t.typing_events, 0),
+  COALESCE(m.user_messages, 0),
+  COALESCE(m.user_text, 0),
+  COALESCE(m.user_files, 0),
+  COALESCE(m.user_locations, 0),
+  COALESCE(m.suggestion_replies, 0),
+  COALESCE(m.suggestion_actions, 0),
+  COALESCE(r.reads_with_reply, 0),
+  r.read_to_reply_avg_s,
+  r.read_to_reply_p50_s,
+  COALESCE(w.agent_responses, 0),
+  w.agent_response_avg_s,
+  w.agent_response_p50_s,
+  w.agent_response_p90_s,
+  @refreshed_at
+FROM active AS a
+LEFT JOIN sent AS s USING (date, agent_id)
+LEFT JOIN received AS m USING (date, agent_id)
+LEFT JOIN typing AS t USING (date, agent_id)
+LEFT JOIN read_to_reply AS r USING (date, agent_id)
+LEFT JOIN agent_response AS w USING (date, agent_id);
+
+-- daily_postbacks: suggestion taps on D by postbackData and kind.
+INSERT INTO `${dataset}.daily_postbacks` (date, agent_id, postback_data, kind, count)
+SELECT event_date, agent_id, postback_data, kind, COUNT(*)
+FROM `${dataset}.user_messages`
+WHERE event_date BETWEEN @start_date AND @end_date
+  AND kind IN ('suggestion_reply', 'suggestion_action')
+GROUP BY event_date, agent_id, postback_data, kind;
+
+COMMIT TRANSACTION;
+
+-- The script's result: rows now stored for the dates.
+SELECT
+  (SELECT COUNT(*) FROM `${dataset}.daily_metrics`
+   WHERE date BETWEEN @start_date AND @end_date) AS daily_metrics,
+  (SELECT COUNT(*) FROM `${dataset}.daily_postbacks`
+   WHERE date BETWEEN @start_date AND @end_date) AS daily_postbacks,
+  (SELECT COUNT(*) FROM `${dataset}.response_samples`
+   WHERE date BETWEEN @start_date AND @end_date) AS response_samples;

@@ -1,0 +1,136 @@
+"""Helpers for refresh tests: traffic through the real ingest handler, the
+refresh function in-process, and BigQuery tables read back from the emulator."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from google.cloud import bigquery
+from rbm_analytics import clients
+from rbm_analytics.timeutil import datetime_to_us
+
+from tests.support import REPO_ROOT, bearer, signed_webhook
+
+
+def iso(at: datetime) -> str:
+    """RFC 3339 with microseconds, as RBM and the agent API send times."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+@dataclass
+class Traffic:
+    """Posts traffic to the real ingest handler (test client); every post must be 200."""
+
+    client: Any
+
+    def _ok(self, resp: Any) -> None:
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+
+    def agent_messages(self, items: list[tuple[str, str, str, datetime]]) -> None:
+        """(message_id, agent_id, phone, sent_at) sent records, in batches of 500."""
+        for i in range(0, len(items), 500):
+            body = {
+                "agentMessages": [
+                    {"agentId": agent, "messageId": mid, "phoneNumber": phone,
+                     "sendTime": iso(at), "contentMessage": {"text": "hi"}}
+                    for mid, agent, phone, at in items[i : i + 500]
+                ]
+            }  # fmt: skip
+            data = json.dumps(body).encode()
+            self._ok(self.client.post("/agent-messages", data=data, headers=bearer()))
+
+    def webhook(self, payload: dict[str, Any]) -> None:
+        body, headers = signed_webhook(payload)
+        self._ok(self.client.post("/", data=body, headers=headers))
+
+    def receipt(self, kind: str, message_id: str, agent: str, phone: str, at: datetime) -> None:
+        self.webhook(
+            {"senderPhoneNumber": phone, "eventType": kind, "eventId": uuid.uuid4().hex,
+             "messageId": message_id, "sendTime": iso(at), "agentId": agent}
+        )  # fmt: skip
+
+    def typing(self, event_id: str, agent: str, phone: str, at: datetime) -> None:
+        self.webhook(
+            {"senderPhoneNumber": phone, "eventType": "IS_TYPING", "eventId": event_id,
+             "sendTime": iso(at), "agentId": agent}
+        )  # fmt: skip
+
+    def user_message(
+        self,
+        message_id: str,
+        agent: str,
+        phone: str,
+        at: datetime,
+        kind: str,
+        postback: str | None = None,
+    ) -> None:
+        payload: dict[str, Any] = {
+            "senderPhoneNumber": phone, "messageId": message_id, "sendTime": iso(at),
+            "agentId": agent,
+        }  # fmt: skip
+        if kind == "text":
+            payload["text"] = "hello"
+        elif kind == "file":
+            payload["userFile"] = {
+                "category": "IMAGE",
+                "payload": {"mimeType": "image/png", "fileSizeBytes": 10,
+                            "fileUri": "https://rcs.example.invalid/f", "fileName": "a.png"},
+            }  # fmt: skip
+        elif kind == "location":
+            payload["location"] = {"latitude": 1.5, "longitude": 2.5}
+        else:
+            payload["suggestionResponse"] = {
+                "postbackData": postback,
+                "text": "tap",
+                "type": "REPLY" if kind == "suggestion_reply" else "ACTION",
+            }
+        self.webhook(payload)
+
+
+_refresh_app: Any = None
+
+
+def refresh_client() -> Any:
+    global _refresh_app
+    if _refresh_app is None:
+        import functions_framework
+
+        _refresh_app = functions_framework.create_app(
+            "refresh", str(REPO_ROOT / "functions" / "main.py")
+        )
+    return _refresh_app.test_client()
+
+
+def post_refresh(body: dict[str, Any] | None = None, expect: int = 200) -> Any:
+    resp = refresh_client().post("/", data=json.dumps(body or {}).encode())
+    assert resp.status_code == expect, resp.get_data(as_text=True)
+    return resp.get_json()
+
+
+def table_rows(dataset: str, table: str) -> list[dict[str, Any]]:
+    client = clients.bigquery_client()
+    rows = client.query(f"SELECT * FROM `{client.project}.{dataset}.{table}`").result()
+    return [dict(r) for r in rows]
+
+
+def metrics_by_key(dataset: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """daily_metrics as {(iso date, agent_id): row}."""
+    return {(r["date"].isoformat(), r["agent_id"]): r for r in table_rows(dataset, "daily_metrics")}
+
+
+def query(sql: str, params: list[bigquery.ScalarQueryParameter] | None = None) -> list[Any]:
+    client = clients.bigquery_client()
+    config = bigquery.QueryJobConfig(query_parameters=params or [])
+    return list(client.query(sql, job_config=config).result())
+
+
+def us(at: datetime) -> int:
+    return datetime_to_us(at)
