@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: help install test lint typecheck unit integration e2e run bench soak deploy destroy \
-        clean clean-data generate browser
+        deploy-secrets .terraform-ready clean clean-data generate browser
 
 help:  ## List the targets
 	@grep -E '^[a-z.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -72,11 +72,23 @@ bench: install  ## Benchmarks against same-run baselines (JSON lines)
 soak: install  ## The reliability suite's long variants
 	$(BIN)/pytest -m soak --soak $(PYTEST_ARGS) tests/reliability
 
-deploy:  ## terraform apply in infra/ (see README "Deploy")
-	cd infra && terraform init && terraform apply
+TERRAFORM ?= terraform
+TF := $(TERRAFORM) -chdir=infra
 
-destroy:  ## terraform destroy in infra/
-	cd infra && terraform destroy
+.terraform-ready:
+	@command -v $(TERRAFORM) >/dev/null || { echo "terraform >= 1.5 is not installed (README \"Deploy\")" >&2; exit 1; }
+	@test -f infra/terraform.tfvars || { echo "infra/terraform.tfvars is missing: cp infra/terraform.tfvars.example infra/terraform.tfvars, then set project_id" >&2; exit 1; }
+	@$(PYTHON) scripts/generate.py --check >/dev/null || { echo "generated files are stale: run 'make generate'" >&2; exit 1; }
+	$(TF) init -input=false
+
+deploy-secrets: .terraform-ready  ## First deploy, step 1: the APIs and the empty secrets (then add their values)
+	$(TF) apply -target=google_secret_manager_secret.secret
+
+deploy: .terraform-ready  ## terraform apply in infra/: functions, storage, schedule, alerts (README "Deploy")
+	$(TF) apply
+
+destroy: .terraform-ready  ## terraform destroy in infra/ (set deletion_protection = false and deploy first)
+	$(TF) destroy
 
 clean-data:  ## Wipe the local stack's persisted data
 	rm -rf .data

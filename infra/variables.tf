@@ -1,0 +1,230 @@
+# Inputs. Only project_id is required; see terraform.tfvars.example.
+
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project to deploy into (billing enabled)."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project id: 6-30 lowercase letters, digits or hyphens."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the functions, the scheduler job and the source bucket."
+  default     = "us-central1"
+}
+
+variable "name_prefix" {
+  type        = string
+  description = "Prefix of every resource name (functions are <prefix>-ingest, <prefix>-refresh, <prefix>-export)."
+  default     = "rbm-analytics"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,18}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 2-20 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "runtime" {
+  type        = string
+  description = "Cloud Functions Python runtime."
+  default     = "python312"
+
+  validation {
+    condition     = contains(["python311", "python312", "python313"], var.runtime)
+    error_message = "runtime must be python311, python312 or python313."
+  }
+}
+
+# --- Firestore ---------------------------------------------------------------
+
+variable "firestore_database" {
+  type        = string
+  description = "Firestore database id (FIRESTORE_DATABASE). \"(default)\" or a named database."
+  default     = "(default)"
+
+  validation {
+    condition     = var.firestore_database == "(default)" || can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.firestore_database))
+    error_message = "firestore_database must be \"(default)\" or 4-63 lowercase letters, digits or hyphens."
+  }
+}
+
+variable "firestore_location" {
+  type        = string
+  description = "Firestore location: a multi-region (nam5, eur3) or a region (us-central1)."
+  default     = "nam5"
+}
+
+# --- BigQuery ----------------------------------------------------------------
+
+variable "dataset_id" {
+  type        = string
+  description = "BigQuery dataset of the mirror and daily tables (BQ_DATASET)."
+  default     = "rbm_analytics"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]{1,1024}$", var.dataset_id))
+    error_message = "dataset_id may contain only letters, digits and underscores."
+  }
+}
+
+variable "bq_location" {
+  type        = string
+  description = "BigQuery dataset location (BQ_LOCATION), e.g. US, EU or a region."
+  default     = "US"
+}
+
+variable "mirror_partition_expiration_days" {
+  type        = number
+  description = "Days a partition of the raw mirror tables (agent_messages, user_messages, user_events) is kept; 0 keeps them forever. Daily tables never expire."
+  default     = 400
+
+  validation {
+    condition     = var.mirror_partition_expiration_days == 0 || var.mirror_partition_expiration_days >= 30
+    error_message = "mirror_partition_expiration_days must be 0 (keep forever) or at least 30: the refresh re-reads the last days and a backfill may reach further."
+  }
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Protect the Firestore database and the BigQuery tables from deletion. Set false and apply before `make destroy`."
+  default     = true
+}
+
+# --- Settings the functions read (functions/rbm_analytics/config.py) --------
+
+variable "backfill_days" {
+  type        = number
+  description = "BACKFILL_DAYS: the window W of the 8-day rule."
+  default     = 8
+
+  validation {
+    condition     = var.backfill_days >= 1 && var.backfill_days <= 30
+    error_message = "backfill_days must be between 1 and 30."
+  }
+}
+
+variable "retention_days" {
+  type        = number
+  description = "RETENTION_DAYS: days a Firestore document lives before the TTL policy deletes it."
+  default     = 90
+
+  validation {
+    condition     = var.retention_days >= 9
+    error_message = "retention_days must exceed the backfill window, or receipts expire before the refresh counts them."
+  }
+}
+
+variable "max_body_bytes" {
+  type        = number
+  description = "MAX_BODY_BYTES: largest request body ingest accepts (413 above)."
+  default     = 1048576
+}
+
+variable "firestore_deadline_seconds" {
+  type        = number
+  description = "FIRESTORE_DEADLINE_SECONDS: bound on one Firestore write, retries included."
+  default     = 10
+}
+
+variable "refresh_overlap_seconds" {
+  type        = number
+  description = "REFRESH_OVERLAP_SECONDS: how far before the previous run the next refresh re-reads."
+  default     = 300
+}
+
+# --- Sizing ------------------------------------------------------------------
+
+variable "ingest_max_instances" {
+  type        = number
+  description = "Cap on ingest instances: bounds cost if the public webhook is flooded."
+  default     = 20
+
+  validation {
+    condition     = var.ingest_max_instances >= 1 && var.ingest_max_instances <= 1000
+    error_message = "ingest_max_instances must be between 1 and 1000."
+  }
+}
+
+variable "ingest_concurrency" {
+  type        = number
+  description = "Concurrent requests per ingest instance (I/O bound: one Firestore write each)."
+  default     = 80
+
+  validation {
+    condition     = var.ingest_concurrency >= 1 && var.ingest_concurrency <= 1000
+    error_message = "ingest_concurrency must be between 1 and 1000."
+  }
+}
+
+variable "refresh_timeout_seconds" {
+  type        = number
+  description = "Refresh function timeout. The scheduler waits at most 30 minutes for an HTTP target, so values above 1800 only help manual backfills."
+  default     = 1800
+
+  validation {
+    condition     = var.refresh_timeout_seconds >= 60 && var.refresh_timeout_seconds <= 3600
+    error_message = "refresh_timeout_seconds must be between 60 and 3600 (the HTTP function maximum)."
+  }
+}
+
+variable "refresh_memory" {
+  type        = string
+  description = "Memory of the refresh function."
+  default     = "2Gi"
+}
+
+variable "export_max_instances" {
+  type        = number
+  description = "Cap on export instances."
+  default     = 5
+}
+
+# --- Schedule ----------------------------------------------------------------
+
+variable "refresh_schedule" {
+  type        = string
+  description = "Cron schedule of the morning refresh."
+  default     = "0 6 * * *"
+}
+
+variable "refresh_time_zone" {
+  type        = string
+  description = "Time zone of refresh_schedule. Dates are UTC days, so UTC keeps the run after midnight everywhere."
+  default     = "Etc/UTC"
+}
+
+# --- Access and alerts -------------------------------------------------------
+
+variable "export_invokers" {
+  type        = list(string)
+  description = "Principals allowed to call export (and open its /ui page), e.g. [\"user:ana@example.com\", \"group:analysts@example.com\"]."
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for m in var.export_invokers : can(regex("^(user|group|serviceAccount|domain):", m))
+    ])
+    error_message = "export_invokers must be IAM members (user:, group:, serviceAccount: or domain:); allUsers and allAuthenticatedUsers are not allowed."
+  }
+}
+
+variable "alert_emails" {
+  type        = list(string)
+  description = "Email addresses notified by the alert policies."
+  default     = []
+}
+
+variable "notification_channels" {
+  type        = list(string)
+  description = "Existing Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) for the alert policies."
+  default     = []
+}
+
+variable "ingest_5xx_per_second" {
+  type        = number
+  description = "Alert when ingest answers 5xx above this rate (per second) for 10 minutes."
+  default     = 0.1
+}
