@@ -566,10 +566,11 @@ def test_outputs_give_the_urls_an_operator_needs(tf: hcl.Config) -> None:
 
 def test_make_deploy_and_destroy_drive_infra() -> None:
     makefile = (REPO_ROOT / "Makefile").read_text()
-    for target in ("deploy", "destroy"):
+    assert re.search(r"^TF := \$\(TERRAFORM\) -chdir=infra$", makefile, re.M)
+    for target, command in (("deploy", "apply"), ("destroy", "destroy")):
         body = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, re.M)
         assert body, f"no make {target}"
-        assert "infra" in body.group(1)
+        assert f"$(TF) {command}" in body.group(1)
 
 
 def test_terraform_fmt_is_clean() -> None:
