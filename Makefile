@@ -70,7 +70,7 @@ bench: install  ## Benchmarks against same-run baselines (JSON lines)
 	$(BIN)/python -m bench
 
 soak: install  ## The reliability suite's long variants
-	$(BIN)/pytest -m soak --soak $(PYTEST_ARGS) tests/reliability
+	$(BIN)/pytest --soak $(PYTEST_ARGS) tests/reliability
 
 TERRAFORM ?= terraform
 TF := $(TERRAFORM) -chdir=infra
