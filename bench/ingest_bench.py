@@ -17,11 +17,13 @@ from typing import Any
 from unittest import mock
 
 from google.cloud import firestore
-from google.cloud.firestore_v1 import batch as fs_batch
+from google.cloud.firestore_v1 import transforms as fs_transforms
+from google.cloud.firestore_v1.types import firestore as firestore_types
 from google.cloud.firestore_v1.types import write as write_pb
 from rbm_analytics import ingest
 from rbm_analytics.auth import sign
 from rbm_analytics.config import Settings
+from rbm_analytics.firestore_writes import Committer, DocWrite
 from rbm_analytics.http import Request
 from rbm_analytics.store import FirestoreStore
 
@@ -69,14 +71,29 @@ def webhook_requests(n: int, seed: int, prefix: str = "") -> list[harness.Req]:
     return out
 
 
-def _fake_commit(self: Any, retry: Any = None, timeout: Any = None) -> list[Any]:
-    # Everything up to the RPC has run: documents are encoded as Write protobufs.
-    results = []
-    for pb in self._write_pbs:
-        transforms = len(pb.update_transforms) if pb.update_transforms else 0
-        results.append(write_pb.WriteResult(transform_results=[{"integer_value": 1}] * transforms))
-    self._write_pbs = []
-    return results
+def _encode_only(self: Committer, docs: Any, retry: Any = None, timeout: Any = None) -> list[Any]:
+    # Everything up to the RPC runs: writes encoded and the request serialized.
+    request = firestore_types.CommitRequest.pb()(
+        database="projects/p/databases/(default)", writes=[self.encode(d) for d in docs]
+    )
+    request.SerializeToString()
+    return [
+        write_pb.WriteResult.pb()(transform_results=[{"integer_value": 1}] * len(d.transforms))
+        for d in docs
+    ]
+
+
+def client_dict(doc: DocWrite) -> dict[str, Any]:
+    """The same document as the high-level client's set(merge=True) data."""
+    data: dict[str, Any] = dict(doc.fields)
+    for t in doc.transforms:
+        if t.op == "minimum":
+            data[t.field] = fs_transforms.Minimum(t.value)
+        elif t.op == "increment":
+            data[t.field] = fs_transforms.Increment(t.value)
+        else:
+            data[t.field] = fs_transforms.SERVER_TIMESTAMP
+    return data
 
 
 def handler_cost(n: int) -> harness.Measurement:
@@ -93,7 +110,7 @@ def handler_cost(n: int) -> harness.Measurement:
     store = FirestoreStore(client, retention_days=90, deadline_s=5)
     reqs = [Request("POST", "/", headers, body) for _, headers, body in webhook_requests(n, 7)]
     sink = io.StringIO()
-    with mock.patch.object(fs_batch.WriteBatch, "commit", _fake_commit), redirect_stdout(sink):
+    with mock.patch.object(Committer, "commit", _encode_only), redirect_stdout(sink):
         for r in reqs[:50]:  # warm-up
             ingest.handle(r, settings, lambda: store)
         t0 = time.process_time()
@@ -230,7 +247,8 @@ def sentlog_batches(batches: int, concurrency: int) -> harness.Measurement:
                 def raw(i: int) -> None:
                     wb = client.batch()
                     for rec in parsed[i]:
-                        wb.set(col.document(rec.message_id), store._sent(rec), merge=True)
+                        doc = client_dict(store.sent_write(rec))
+                        wb.set(col.document(rec.message_id), doc, merge=True)
                     wb.commit()
 
                 raw_s = harness.threaded(raw, batches, concurrency)

@@ -6,7 +6,8 @@ Layout, one document per RBM id:
     user_messages/{messageId}    one user message (kind, postback, MIME type)
     user_events/{sha256(agent, eventId, user)}   IS_TYPING, SUBSCRIBE, server events
 
-Every write is one blind round trip, no read and no transaction:
+Every write is one blind round trip (one Commit RPC), no read and no
+transaction:
 
 * agent messages merge. Times are integer microseconds under a ``Minimum``
   transform, so the earliest sent time, DELIVERED and READ win whatever order
@@ -30,9 +31,9 @@ from typing import Any, Protocol, TypeVar
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.cloud import firestore
-from google.cloud.firestore_v1 import transforms
 
 from .errors import ServiceUnavailable
+from .firestore_writes import Committer, DocWrite, Transform, integer_result
 from .records import AgentMessage, Receipt, UserEvent, UserMessage, WebhookRecord, WriteCounts
 
 AGENT_MESSAGES = "agent_messages"
@@ -60,18 +61,11 @@ def user_event_id(agent_id: str, event_id: str, user_key: str) -> str:
     return hashlib.sha256(f"{agent_id}\x1f{event_id}\x1f{user_key}".encode()).hexdigest()
 
 
-def _transform_result(write_result: Any, transform_fields: Sequence[str], field: str) -> int:
-    # The client sends field transforms sorted by path and the server answers
-    # in that order (checked against the emulator in the integration tests).
-    index = sorted(transform_fields).index(field)
-    return int(write_result.transform_results[index].integer_value)
-
-
 class FirestoreStore:
     """Writes records to Firestore; every storage failure becomes ServiceUnavailable."""
 
     def __init__(self, client: firestore.Client, *, retention_days: int, deadline_s: float) -> None:
-        self._client = client
+        self._committer = Committer(client)
         self._retention = timedelta(days=retention_days)
         self._deadline_s = deadline_s
         # Retries transient errors, but never past the deadline: the sender
@@ -89,9 +83,8 @@ class FirestoreStore:
         if isinstance(record, Receipt):
             return self._put_receipt(record)
         if isinstance(record, UserMessage):
-            return self._create(USER_MESSAGES, record.message_id, self._user_message(record))
-        doc_id = user_event_id(record.agent_id, record.event_id, record.user_key)
-        return self._create(USER_EVENTS, doc_id, self._user_event(record))
+            return self._create(self.user_message_write(record))
+        return self._create(self.user_event_write(record))
 
     def put_agent_messages(self, records: Sequence[AgentMessage]) -> WriteCounts:
         """All records in one batch commit (atomic: all stored or none)."""
@@ -101,86 +94,104 @@ class FirestoreStore:
             if kept is None or rec.sent_us < kept.sent_us:
                 unique[rec.message_id] = rec
         in_request_duplicates = len(records) - len(unique)
-        batch = self._client.batch()
-        for rec in unique.values():
-            batch.set(self._doc(AGENT_MESSAGES, rec.message_id), self._sent(rec), merge=True)
-        results = self._call(lambda: batch.commit(retry=self._retry, timeout=self._deadline_s))
+        writes = [self.sent_write(rec) for rec in unique.values()]
+        results = self._commit(writes)
         first = sum(
             1
-            for res in results
-            if _transform_result(res, self._SENT_TRANSFORMS, "sent_copies") == 1
+            for res, doc in zip(results, writes, strict=True)
+            if integer_result(res, doc, "sent_copies") == 1
         )
         return WriteCounts(stored=first, duplicate=len(unique) - first + in_request_duplicates)
 
     # -- documents ------------------------------------------------------------
-    _SENT_TRANSFORMS = ("sent_at_us", "sent_received_at_us", "sent_copies", "updated_at")
+    def sent_write(self, rec: AgentMessage) -> DocWrite:
+        return DocWrite(
+            AGENT_MESSAGES,
+            rec.message_id,
+            fields={
+                "agent_id": rec.agent_id,
+                "user_key": rec.user_key,
+                "content_type": rec.content_type,
+                "traffic_type": rec.traffic_type,
+                "expire_at": self._expiry(),
+            },
+            transforms=(
+                Transform("sent_at_us", "minimum", rec.sent_us),
+                Transform("sent_received_at_us", "minimum", rec.received_us),
+                Transform("sent_copies", "increment", 1),
+                Transform("updated_at", "server_time"),
+            ),
+        )
 
-    def _sent(self, rec: AgentMessage) -> dict[str, Any]:
-        return {
-            "agent_id": rec.agent_id,
-            "user_key": rec.user_key,
-            "content_type": rec.content_type,
-            "traffic_type": rec.traffic_type,
-            "sent_at_us": transforms.Minimum(rec.sent_us),
-            "sent_received_at_us": transforms.Minimum(rec.received_us),
-            "sent_copies": transforms.Increment(1),
-            "updated_at": transforms.SERVER_TIMESTAMP,
-            "expire_at": self._expiry(),
-        }
+    def receipt_write(self, rec: Receipt) -> DocWrite:
+        prefix = "delivered" if rec.receipt == "DELIVERED" else "read"
+        return DocWrite(
+            AGENT_MESSAGES,
+            rec.message_id,
+            fields={"expire_at": self._expiry()},
+            transforms=(
+                Transform(f"{prefix}_at_us", "minimum", rec.event_us),
+                Transform(f"{prefix}_received_at_us", "minimum", rec.received_us),
+                Transform(f"{prefix}_copies", "increment", 1),
+                Transform("updated_at", "server_time"),
+            ),
+        )
+
+    def user_message_write(self, rec: UserMessage) -> DocWrite:
+        return DocWrite(
+            USER_MESSAGES,
+            rec.message_id,
+            fields={
+                "agent_id": rec.agent_id,
+                "user_key": rec.user_key,
+                "kind": rec.kind,
+                "postback_data": rec.postback_data,
+                "mime_type": rec.mime_type,
+                "event_at_us": rec.event_us,
+                "received_at_us": rec.received_us,
+                "expire_at": self._expiry(),
+            },
+            transforms=(Transform("updated_at", "server_time"),),
+            create=True,
+        )
+
+    def user_event_write(self, rec: UserEvent) -> DocWrite:
+        return DocWrite(
+            USER_EVENTS,
+            user_event_id(rec.agent_id, rec.event_id, rec.user_key),
+            fields={
+                "event_id": rec.event_id,
+                "agent_id": rec.agent_id,
+                "user_key": rec.user_key,
+                "event_type": rec.event_type,
+                "message_id": rec.message_id,
+                "event_at_us": rec.event_us,
+                "received_at_us": rec.received_us,
+                "expire_at": self._expiry(),
+            },
+            transforms=(Transform("updated_at", "server_time"),),
+            create=True,
+        )
 
     def _put_receipt(self, rec: Receipt) -> WriteCounts:
-        prefix = "delivered" if rec.receipt == "DELIVERED" else "read"
-        fields = {
-            f"{prefix}_at_us": transforms.Minimum(rec.event_us),
-            f"{prefix}_received_at_us": transforms.Minimum(rec.received_us),
-            f"{prefix}_copies": transforms.Increment(1),
-            "updated_at": transforms.SERVER_TIMESTAMP,
-            "expire_at": self._expiry(),
-        }
-        ref = self._doc(AGENT_MESSAGES, rec.message_id)
-        result = self._call(
-            lambda: ref.set(fields, merge=True, retry=self._retry, timeout=self._deadline_s)
+        doc = self.receipt_write(rec)
+        (result,) = self._commit([doc])
+        copies = doc.transforms[2].field
+        return (
+            WriteCounts(stored=1)
+            if integer_result(result, doc, copies) == 1
+            else WriteCounts(duplicate=1)
         )
-        transformed = [k for k, v in fields.items() if k != "expire_at"]
-        first = _transform_result(result, transformed, f"{prefix}_copies") == 1
-        return WriteCounts(stored=1) if first else WriteCounts(duplicate=1)
 
-    def _user_message(self, rec: UserMessage) -> dict[str, Any]:
-        return {
-            "agent_id": rec.agent_id,
-            "user_key": rec.user_key,
-            "kind": rec.kind,
-            "postback_data": rec.postback_data,
-            "mime_type": rec.mime_type,
-            "event_at_us": rec.event_us,
-            "received_at_us": rec.received_us,
-            "updated_at": transforms.SERVER_TIMESTAMP,
-            "expire_at": self._expiry(),
-        }
-
-    def _user_event(self, rec: UserEvent) -> dict[str, Any]:
-        return {
-            "event_id": rec.event_id,
-            "agent_id": rec.agent_id,
-            "user_key": rec.user_key,
-            "event_type": rec.event_type,
-            "message_id": rec.message_id,
-            "event_at_us": rec.event_us,
-            "received_at_us": rec.received_us,
-            "updated_at": transforms.SERVER_TIMESTAMP,
-            "expire_at": self._expiry(),
-        }
-
-    def _create(self, collection: str, doc_id: str, data: dict[str, Any]) -> WriteCounts:
-        ref = self._doc(collection, doc_id)
+    def _create(self, doc: DocWrite) -> WriteCounts:
         try:
-            self._call(lambda: ref.create(data, retry=self._retry, timeout=self._deadline_s))
+            self._commit([doc])
         except _Duplicate:
             return WriteCounts(duplicate=1)
         return WriteCounts(stored=1)
 
-    def _doc(self, collection: str, doc_id: str) -> Any:
-        return self._client.collection(collection).document(doc_id)
+    def _commit(self, docs: list[DocWrite]) -> list[Any]:
+        return self._call(lambda: self._committer.commit(docs, self._retry, self._deadline_s))
 
     def _expiry(self) -> datetime:
         return datetime.now(UTC) + self._retention
