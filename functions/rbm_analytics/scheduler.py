@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import scheduler_v1
+from google.protobuf import timestamp_pb2
 from google.rpc import code_pb2  # type: ignore[import-untyped]
 
 EMULATOR_HOST_ENV = "CLOUD_SCHEDULER_EMULATOR_HOST"
@@ -89,9 +90,17 @@ def make_client() -> scheduler_v1.CloudSchedulerClient:
     return scheduler_v1.CloudSchedulerClient(transport="rest")
 
 
-def _time(value: datetime | None) -> datetime | None:
-    """Timestamps arrive as aware datetimes (None when unset); normalise to UTC."""
-    return None if value is None else value.astimezone(UTC)
+def _time(value: object) -> datetime | None:
+    """A job timestamp in UTC, or None when unset.
+
+    proto-plus hands Timestamp fields over as aware datetimes (None when
+    unset); a raw protobuf Timestamp is accepted too.
+    """
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if isinstance(value, timestamp_pb2.Timestamp) and (value.seconds or value.nanos):
+        return value.ToDatetime(tzinfo=UTC)
+    return None
 
 
 def _status(job: scheduler_v1.Job) -> JobStatus:
