@@ -1,6 +1,6 @@
 # Alerts for the on-call engineer:
 #   1. a refresh run failed (an ERROR log line from the refresh function),
-#   2. no refresh succeeded for 26 hours (the morning run did not happen),
+#   2. no refresh succeeded for 25 hours (the morning run did not happen),
 #   3. ingest answers 5xx at a sustained rate (RBM retries, but data lags).
 # The functions run on Cloud Run, so their logs and request metrics carry
 # resource.type "cloud_run_revision" and the service name.
@@ -78,23 +78,23 @@ resource "google_monitoring_alert_policy" "refresh_failed" {
 }
 
 # Metric absence can look back at most 23.5 hours, and a daily job leaves a
-# 24-hour gap between successes. A 24-hour alignment window turns each
-# success into a series that lasts a day; two more hours of absence then
-# means no success for 26 hours.
+# 24-hour gap between successes. A 23-hour alignment window stretches each
+# success over 23 hours; two more hours of absence then mean no success for
+# 25 hours, the longest an alignment window plus a duration may span.
 resource "google_monitoring_alert_policy" "refresh_missing" {
   project               = var.project_id
-  display_name          = "rbm-analytics: no successful refresh in 26 hours"
+  display_name          = "rbm-analytics: no successful refresh in 25 hours"
   combiner              = "OR"
   notification_channels = local.alert_channels
   severity              = "ERROR"
 
   conditions {
-    display_name = "no 2xx from refresh for 26 hours"
+    display_name = "no 2xx from refresh for 25 hours"
     condition_absent {
       filter   = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.service_names["refresh"]}\" AND metric.labels.response_code_class=\"2xx\""
       duration = "7200s"
       aggregations {
-        alignment_period     = "86400s"
+        alignment_period     = "82800s"
         per_series_aligner   = "ALIGN_SUM"
         cross_series_reducer = "REDUCE_SUM"
       }
@@ -106,7 +106,7 @@ resource "google_monitoring_alert_policy" "refresh_missing" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "No refresh succeeded for 26 hours. Check the job with `rbm-analytics schedule status` (paused? last attempt's status?), then run it with `rbm-analytics schedule run`."
+    content   = "No refresh succeeded for 25 hours. Check the job with `rbm-analytics schedule status` (paused? last attempt's status?), then run it with `rbm-analytics schedule run`."
   }
 }
 

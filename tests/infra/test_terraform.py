@@ -445,6 +445,23 @@ def test_one_service_account_per_function_plus_scheduler_and_builder(tf: hcl.Con
     assert fn["build_config"][0]["service_account"] == '${google_service_account.sa["builder"].id}'
 
 
+def test_names_stay_within_google_limits_for_the_longest_prefix(tf: hcl.Config) -> None:
+    """name_prefix's validation admits 20 characters: every derived name must still fit."""
+    condition = tf.variables["name_prefix"]["validation"][0]["condition"]
+    longest_prefix = "p" * 20
+    assert re.search(re.search(r'regex\("(.+?)", var', condition).group(1), longest_prefix)
+    assert not re.search(re.search(r'regex\("(.+?)", var', condition).group(1), "p" * 21)
+    longest_project = "p" * 30
+    for account in tf.locals["accounts"]:
+        # Service account ids: 6 to 30 characters.
+        assert 6 <= len(f"{longest_prefix}-{account}") <= 30, account
+    for fn in FUNCTIONS:
+        assert len(f"{longest_prefix}-{fn}") <= 49  # Cloud Run service names: 49 at most
+    bucket = tf.resource("google_storage_bucket", "source")["name"]
+    assert bucket == "${var.project_id}-${var.name_prefix}-source"
+    assert len(f"{longest_project}-{longest_prefix}-source") <= 63
+
+
 # --- Firestore ----------------------------------------------------------------
 
 
@@ -540,11 +557,11 @@ def test_alerts_cover_refresh_failure_absence_and_ingest_5xx(tf: hcl.Config) -> 
     missing = policies["refresh_missing"]["conditions"][0]["condition_absent"][0]
     assert 'response_code_class="2xx"' in missing["filter"]
     assert 'local.service_names["refresh"]' in missing["filter"]
-    # Absence may look back at most 23.5 h: the 24 h window adds the rest.
+    # Absence may look back at most 23.5 h, window plus absence at most 25 h.
     window = int(missing["aggregations"][0]["alignment_period"].removesuffix("s"))
     absence = int(missing["duration"].removesuffix("s"))
     assert absence <= 23.5 * 3600
-    assert window + absence == 26 * 3600
+    assert window + absence == 25 * 3600
     ingest = policies["ingest_5xx"]["conditions"][0]["condition_threshold"][0]
     assert 'response_code_class="5xx"' in ingest["filter"]
     assert 'local.service_names["ingest"]' in ingest["filter"]
