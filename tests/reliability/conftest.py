@@ -12,3 +12,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def soak(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--soak"))
+
+
+# The refresh tests' per-test BigQuery dataset, shared with this suite.
+from tests.integration.conftest import bq_dataset  # noqa: E402, F401
