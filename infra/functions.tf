@@ -143,7 +143,6 @@ resource "google_cloudfunctions2_function" "fn" {
   depends_on = [
     google_project_service.apis,
     google_secret_manager_secret_iam_member.accessor,
-    google_storage_bucket_iam_member.builder_source,
     google_project_iam_member.builder,
   ]
 }

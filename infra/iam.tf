@@ -5,7 +5,7 @@
 #   refresh   roles/datastore.user, dataEditor on the dataset, bigquery.jobUser
 #   export    dataViewer on the dataset, bigquery.jobUser
 #   scheduler run.invoker on the refresh service only
-#   builder   reads the source bucket, writes build logs and images
+#   builder   reads the function source, writes build logs and images
 
 # --- Firestore ---------------------------------------------------------------
 
@@ -83,14 +83,12 @@ resource "google_cloud_run_service_iam_member" "export_invokers" {
 
 # --- Builds ------------------------------------------------------------------
 
-resource "google_storage_bucket_iam_member" "builder_source" {
-  bucket = google_storage_bucket.source.name
-  role   = "roles/storage.objectViewer"
-  member = google_service_account.sa["builder"].member
-}
-
+# The roles Google documents for a custom Cloud Build account of Cloud Run
+# functions. Object reads are project-wide because the build fetches the
+# source from Cloud Functions' own staging bucket (gcf-v2-sources-*), which
+# this configuration does not manage.
 resource "google_project_iam_member" "builder" {
-  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
+  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectViewer"])
 
   project = var.project_id
   role    = each.value

@@ -384,8 +384,7 @@ def test_iam_grants_are_exactly_the_least_privilege_set(tf: hcl.Config) -> None:
         (run, _fn("ingest"), "roles/run.invoker", "allUsers"),
         (run, _fn("refresh"), "roles/run.invoker", _sa("scheduler")),
         (run, _fn("export"), "roles/run.invoker", "${each.value}"),
-        ("google_storage_bucket_iam_member", "${google_storage_bucket.source.name}",
-         "roles/storage.objectViewer", _sa("builder")),
+        ("google_project_iam_member", project, "roles/storage.objectViewer", _sa("builder")),
         ("google_project_iam_member", project, "roles/logging.logWriter", _sa("builder")),
         ("google_project_iam_member", project, "roles/artifactregistry.writer", _sa("builder")),
     } | secret_grants  # fmt: skip
