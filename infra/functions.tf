@@ -58,7 +58,7 @@ data "archive_file" "functions" {
   type        = "zip"
   source_dir  = local.functions_dir
   output_path = "${path.module}/build/functions.zip"
-  excludes    = ["**/__pycache__/**", "**/*.pyc", "rbm_analytics/local/**"]
+  excludes    = ["**/__pycache__/**", "**/*.pyc"]
 }
 
 resource "google_storage_bucket" "source" {
