@@ -13,10 +13,11 @@ import json
 import re
 import shutil
 import subprocess
+from datetime import date
 from typing import Any
 
 import pytest
-from rbm_analytics import config, firestore_queries, schemas_bq, store
+from rbm_analytics import config, firestore_queries, refresh_plan, schemas_bq, store, watermark
 from rbm_analytics.firestore_queries import QuerySpec
 
 from tests.infra import hcl
@@ -314,6 +315,18 @@ def test_scheduler_posts_to_refresh_with_oidc_each_morning_in_utc(tf: hcl.Config
     assert "oauth_token" not in target
 
 
+def test_scheduler_body_is_a_request_refresh_accepts_as_todays_run(tf: hcl.Config) -> None:
+    target = tf.resource("google_cloud_scheduler_job", "refresh")["http_target"][0]
+    m = re.fullmatch(r'\$\{base64encode\("(.*)"\)\}', target["body"])
+    assert m, target["body"]
+    body = m.group(1).encode()
+    assert target["headers"] == {"Content-Type": "application/json"}
+    today = date(2026, 3, 10)
+    plan = refresh_plan.plan_from_body(body, today=today, window_days=8)
+    assert plan == refresh_plan.plan(today=today, window_days=8)
+    assert (plan.start, plan.end) == (date(2026, 3, 2), date(2026, 3, 9))
+
+
 def test_attempt_deadline_fits_the_function_timeout_and_the_scheduler_ceiling(
     tf: hcl.Config,
 ) -> None:
@@ -473,6 +486,8 @@ def test_firestore_native_database_with_ttl_on_expire_at(tf: hcl.Config) -> None
     assert ttl["for_each"] == "${local.collections}"
     assert set(_literal_set(tf.locals["collections"])) == set(store.COLLECTIONS)
     assert "expire_at" in (REPO_ROOT / "functions" / "rbm_analytics" / "store.py").read_text()
+    # The refresh's watermark must outlive any retention period.
+    assert watermark.STATE_COLLECTION not in _literal_set(tf.locals["collections"])
 
 
 def _declared_indexes(tf: hcl.Config) -> set[tuple[str, tuple[str, ...]]]:
