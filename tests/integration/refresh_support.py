@@ -4,15 +4,17 @@ refresh function in-process, and BigQuery tables read back from the emulator."""
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from google.cloud import bigquery
 from rbm_analytics import clients
 from rbm_analytics.timeutil import datetime_to_us
 
+from tests.integration.metrics_reference import COUNTS, Expected
 from tests.support import REPO_ROOT, bearer, signed_webhook
 
 
@@ -134,3 +136,43 @@ def query(sql: str, params: list[bigquery.ScalarQueryParameter] | None = None) -
 
 def us(at: datetime) -> int:
     return datetime_to_us(at)
+
+
+DURATIONS = (
+    "read_to_reply_avg_s", "read_to_reply_p50_s", "agent_response_avg_s",
+    "agent_response_p50_s", "agent_response_p90_s",
+)  # fmt: skip
+
+
+def _close(actual: float | None, wanted: float | None) -> bool:
+    if actual is None or wanted is None:
+        return actual is wanted
+    return math.isclose(actual, wanted, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def assert_tables_match(dataset: str, want: Expected) -> None:
+    got = {(r["date"], r["agent_id"]): r for r in table_rows(dataset, "daily_metrics")}
+    assert sorted(got) == sorted(want.metrics), "the (date, agent) rows differ"
+    problems = []
+    for key, row in sorted(want.metrics.items()):
+        for column in COUNTS:
+            if got[key][column] != row[column]:
+                problems.append(f"{key} {column}: got {got[key][column]}, want {row[column]}")
+        for column in DURATIONS:
+            if not _close(got[key][column], row[column]):
+                problems.append(f"{key} {column}: got {got[key][column]}, want {row[column]}")
+    assert not problems, "\n".join(problems[:40])
+
+    postbacks = {
+        (r["date"], r["agent_id"], r["postback_data"], r["kind"]): r["count"]
+        for r in table_rows(dataset, "daily_postbacks")
+    }
+    assert postbacks == want.postbacks
+
+    samples: dict[tuple[date, str, str], list[float]] = {}
+    for r in table_rows(dataset, "response_samples"):
+        samples.setdefault((r["date"], r["agent_id"], r["metric"]), []).append(r["seconds"])
+    assert sorted(samples) == sorted(want.samples)
+    for key, values in want.samples.items():
+        pairs = zip(sorted(samples[key]), sorted(values), strict=True)
+        assert all(_close(a, b) for a, b in pairs), key
