@@ -68,38 +68,38 @@ FROM first_replies;
 -- agent message after it, if that is sent before the cutoff of D.
 INSERT INTO `${dataset}.response_samples` (date, agent_id, metric, seconds)
 WITH timeline AS (
-  SELECT agent_id, user_key, sent_at AS at, sent_date AS day, 0 AS side, message_id
+  SELECT agent_id, user_key, sent_at AS msg_at, sent_date AS day, 0 AS side, message_id
   FROM `${dataset}.agent_messages`
   WHERE sent_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_days DAY)
     AND DATE_SUB(DATE_ADD(@end_date, INTERVAL @window_days DAY), INTERVAL 1 DAY)
   UNION ALL
-  SELECT agent_id, user_key, event_at AS at, event_date AS day, 1 AS side, message_id
+  SELECT agent_id, user_key, event_at AS msg_at, event_date AS day, 1 AS side, message_id
   FROM `${dataset}.user_messages`
   WHERE event_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_days DAY) AND @end_date
 ),
 ordered AS (
   SELECT
-    agent_id, day, side, at,
+    agent_id, day, side, msg_at,
     LAG(side) OVER conversation AS previous_side,
-    LAG(at) OVER conversation AS previous_at,
-    MIN(IF(side = 0, at, NULL)) OVER (
-      PARTITION BY agent_id, user_key ORDER BY at, side, message_id
+    LAG(msg_at) OVER conversation AS previous_at,
+    MIN(IF(side = 0, msg_at, NULL)) OVER (
+      PARTITION BY agent_id, user_key ORDER BY msg_at, side, message_id
       ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
     ) AS answer_at
   FROM timeline
-  WINDOW conversation AS (PARTITION BY agent_id, user_key ORDER BY at, side, message_id)
+  WINDOW conversation AS (PARTITION BY agent_id, user_key ORDER BY msg_at, side, message_id)
 )
 SELECT
   day AS date,
   agent_id,
   'agent_response' AS metric,
-  TIMESTAMP_DIFF(answer_at, at, MICROSECOND) / 1e6 AS seconds
+  TIMESTAMP_DIFF(answer_at, msg_at, MICROSECOND) / 1e6 AS seconds
 FROM ordered
 WHERE side = 1
   AND day BETWEEN @start_date AND @end_date
   AND NOT (
     previous_side IS NOT NULL AND previous_side = 1
-    AND previous_at >= TIMESTAMP_SUB(at, INTERVAL @lookback_days DAY)
+    AND previous_at >= TIMESTAMP_SUB(msg_at, INTERVAL @lookback_days DAY)
   )
   AND answer_at < TIMESTAMP_ADD(TIMESTAMP(day), INTERVAL @window_days DAY);
 
