@@ -63,6 +63,9 @@ test: install browser lint  ## Lint, type-check, then the whole suite on the rea
 unit: $(VENV)/.installed  ## Pure-logic tests only (no emulators)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+e2e: install  ## The local stack end to end ('rbm-analytics serve' as a subprocess)
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
 run: install  ## The whole system locally: emulators, three functions, scheduler (DEMO=0 skips demo data)
 	$(BIN)/rbm-analytics serve $(if $(filter 0,$(DEMO)),--no-demo,)
 

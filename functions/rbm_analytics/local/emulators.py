@@ -7,6 +7,7 @@ that outlives a plain kill, so stopping signals the whole group.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -137,16 +138,15 @@ def firestore_emulator(
     data_dir: Path | None = None,
     log_path: Path | None = None,
 ) -> ManagedProcess:
-    """The official Firestore emulator; with ``data_dir`` it imports and exports there."""
+    """The official Firestore emulator; with ``data_dir`` it starts from the
+    newest export there (see ``export_firestore``)."""
     gcloud = check_firestore_prerequisites()
     argv = [gcloud, "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}"]
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        if (data_dir / "firestore.overall_export_metadata").exists() or any(
-            data_dir.glob("*.overall_export_metadata")
-        ):
-            argv.append(f"--import-data={data_dir}")
-        argv.append(f"--export-on-exit={data_dir}")
+        latest = latest_firestore_export(data_dir)
+        if latest is not None:
+            argv.append(f"--import-data={latest}")
     return ManagedProcess(
         name="firestore emulator",
         argv=argv,
@@ -156,6 +156,48 @@ def firestore_emulator(
         env={"JAVA_TOOL_OPTIONS": "-Xmx512m", "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"},
         log_path=log_path,
     )
+
+
+# The emulator's --export-on-exit fails here (it names the database
+# "projects/P/databases/" and gives up), and a SIGTERM skips it anyway: data
+# is saved with an explicit export before stopping instead. Each export is a
+# new firestore_export_<n> directory; the newest complete one is imported.
+def latest_firestore_export(data_dir: Path) -> Path | None:
+    """The metadata file of the newest complete export under ``data_dir``
+    (what ``--import-data`` takes)."""
+    exports = data_dir.glob("firestore_export_*/*.overall_export_metadata")
+    return max(exports, key=lambda p: p.stat().st_mtime_ns, default=None)
+
+
+def export_firestore(
+    host: str, project: str, data_dir: Path, database: str = "(default)", timeout_s: float = 300
+) -> Path:
+    """Write every document to a new export under ``data_dir``; older exports
+    are removed once the new one is complete. Returns its metadata file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    before = set(data_dir.glob("firestore_export_*"))
+    started = time.time() - 1  # export names and mtimes have whole-second precision
+    body = json.dumps(
+        {
+            "database": f"projects/{project}/databases/{database}",
+            "export_directory": str(data_dir.resolve()),
+        }
+    ).encode()
+    req = urllib.request.Request(
+        f"http://{host}/emulator/v1/projects/{project}:export",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=timeout_s):  # noqa: S310
+        pass
+    latest = latest_firestore_export(data_dir)
+    if latest is None or latest.stat().st_mtime < started:
+        raise RuntimeError(f"the Firestore emulator wrote no export into {data_dir}")
+    for old in before:
+        if old != latest.parent:
+            shutil.rmtree(old, ignore_errors=True)
+    return latest
 
 
 def bigquery_python() -> Path:

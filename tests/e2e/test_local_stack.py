@@ -1,0 +1,116 @@
+"""The local stack end to end, started the way ``make run`` starts it.
+
+``rbm-analytics serve`` runs as a subprocess on free ports with a temporary
+data directory; simulated traffic goes through the real HTTP endpoints into
+the real emulators; the stack is then stopped with SIGTERM and must leave no
+process and no port behind; a second start on the same data finds it all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+import pytest
+from rbm_analytics.local import emulators
+from rbm_analytics.local.sender import Sender, SendReport, Target
+from rbm_analytics.local.simulate import USER_KINDS, PlanConfig, TrafficPlan, plan_backfill
+from rbm_analytics.local.stack import LOCAL_AGENT_KEY, LOCAL_CLIENT_TOKEN
+from rbm_analytics.timeutil import now_us
+
+from tests.e2e.stack_support import ServeProcess, alive, firestore_count, free_ports
+
+SEED = 606
+
+
+@dataclass
+class FirstRun:
+    plan: TrafficPlan
+    report: SendReport
+    documents: dict[str, int]
+    exit_code: int
+    descendants: list[psutil.Process]
+    ports: dict[str, int]
+    data_dir: Any
+    output: str
+
+
+def stored_documents(host: str) -> dict[str, int]:
+    counts = {
+        c: firestore_count(host, c) for c in ("agent_messages", "user_messages", "user_events")
+    }
+    for kind in USER_KINDS:
+        counts[kind] = firestore_count(host, "user_messages", {"kind": kind})
+    return counts
+
+
+def expected_documents(plan: TrafficPlan) -> dict[str, int]:
+    c = plan.counts()
+    expected = {
+        "agent_messages": c["sent"],
+        "user_messages": sum(c[k] for k in USER_KINDS),
+        "user_events": c["IS_TYPING"],
+    }
+    expected.update({k: c[k] for k in USER_KINDS})
+    return expected
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
+    data_dir = tmp_path_factory.mktemp("stack-data")
+    ports = free_ports()
+    serve = ServeProcess(data_dir, ports)
+    descendants: list[psutil.Process] = []
+    try:
+        serve.wait_ready()
+        descendants = serve.descendants()
+        print(f"seed {SEED}; stack ready in {serve.startup_s:.1f}s")
+        plan = plan_backfill(PlanConfig(agents=2, users=20, days=3, end_us=now_us(), seed=SEED))
+        target = Target(serve.url("ingest"), LOCAL_CLIENT_TOKEN, LOCAL_AGENT_KEY)
+        report = Sender(target, concurrency=4).run(plan.requests)
+        documents = stored_documents(f"127.0.0.1:{ports['firestore']}")
+        code = serve.stop()
+        yield FirstRun(plan, report, documents, code, descendants, ports, data_dir, serve.output())
+    finally:
+        if serve.proc.poll() is None or alive(descendants):
+            serve.kill_everything([p.pid for p in descendants])
+
+
+def test_simulated_traffic_is_stored_as_the_plan_says(first_run: FirstRun) -> None:
+    report = first_run.report
+    assert report.failures == 0, report.failure_samples
+    assert report.requests == len(first_run.plan.requests)
+    assert first_run.documents == expected_documents(first_run.plan)
+    # Every duplicate copy was recognised as one.
+    assert report.duplicate_answers == first_run.plan.counts()["duplicates"]
+
+
+def test_sigterm_stops_everything_and_frees_every_port(first_run: FirstRun) -> None:
+    assert first_run.exit_code == 0, first_run.output
+    names = " ".join(p.name() for p in first_run.descendants if p.is_running()) or " ".join(
+        str(p.pid) for p in first_run.descendants
+    )
+    # The stack had both emulators (gcloud's Java server among them) and ingest.
+    assert len(first_run.descendants) >= 4, names
+    assert alive(first_run.descendants) == []
+    held = [f"{n}:{p}" for n, p in first_run.ports.items() if emulators.port_in_use(p)]
+    assert held == []
+    assert "Stopped; nothing left running." in first_run.output
+
+
+def test_a_restart_on_the_same_data_finds_it_all(first_run: FirstRun) -> None:
+    # With the demo on: storage is not empty, so no demo traffic is added.
+    serve = ServeProcess(first_run.data_dir, first_run.ports, demo=True)
+    descendants: list[psutil.Process] = []
+    try:
+        serve.wait_ready()
+        descendants = serve.descendants()
+        host = f"127.0.0.1:{first_run.ports['firestore']}"
+        assert stored_documents(host) == first_run.documents  # nothing lost, nothing added
+        assert serve.stop() == 0
+        assert alive(descendants) == []
+    finally:
+        if serve.proc.poll() is None or alive(descendants):
+            serve.kill_everything([p.pid for p in descendants])
