@@ -51,8 +51,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-demo", action="store_true", help="do not seed demo traffic")
     p.add_argument("--schedule", help='refresh cron in UTC (default "0 6 * * *")')
     p.add_argument("--source", type=Path, help="functions source (default: functions/main.py)")
-    for name in DEFAULT_PORTS:
-        p.add_argument(f"--{name.replace('_', '-')}-port", type=int, metavar="PORT", dest=name)
+    for name, port in DEFAULT_PORTS.items():
+        p.add_argument(
+            f"--{name.replace('_', '-')}-port",
+            type=int,
+            metavar="PORT",
+            dest=name,
+            help=f"default {port}, or ${port_env(name)}",
+        )
     p.set_defaults(func=run)
 
 
@@ -78,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
         stopping.set()
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def wait() -> None:
         while not stopping.wait(3600):
@@ -92,4 +97,7 @@ def run(args: argparse.Namespace) -> int:
     except (PrerequisiteMissing, StackError, OSError) as exc:
         print(f"rbm-analytics serve: {exc}", file=sys.stderr)
         return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0

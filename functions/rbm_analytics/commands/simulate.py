@@ -73,50 +73,80 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     target.add_argument(
         "--client-token",
+        metavar="TOKEN",
         default=env.get("RBM_CLIENT_TOKEN", LOCAL_CLIENT_TOKEN),
         help="RBM client token that signs webhook requests",
     )
     target.add_argument(
         "--api-key",
+        metavar="KEY",
         default=env.get("RBM_AGENT_API_KEY", LOCAL_AGENT_KEY),
         help="API key for /agent-messages",
     )
     shape = p.add_argument_group("traffic")
-    shape.add_argument("--agents", type=int, default=2, help="number of agents (default 2)")
-    shape.add_argument("--users", type=int, default=50, help="number of users (default 50)")
     shape.add_argument(
-        "--days", type=float, default=3.0, help="days of history up to --end (default 3)"
+        "--agents", type=int, metavar="N", default=2, help="number of agents (default 2)"
     )
-    shape.add_argument("--end", help="RFC 3339 end of the simulated period (default: now)")
-    shape.add_argument("--seed", type=int, help="random seed (default: a new one, printed)")
+    shape.add_argument(
+        "--users", type=int, metavar="M", default=50, help="number of users (default 50)"
+    )
+    shape.add_argument(
+        "--days",
+        type=float,
+        metavar="D",
+        default=3.0,
+        help="days of history up to --end (default 3)",
+    )
+    shape.add_argument(
+        "--end", metavar="TIME", help="RFC 3339 end of the simulated period (default: now)"
+    )
+    shape.add_argument(
+        "--seed", type=int, metavar="N", help="random seed (default: a new one, printed)"
+    )
     shape.add_argument(
         "--campaign-rate",
+        metavar="RATE",
         type=float,
         default=0.5,
         help="agent-initiated messages per user, per agent, per day (default 0.5)",
     )
     shape.add_argument(
         "--inbound-rate",
+        metavar="RATE",
         type=float,
         default=0.08,
         help="user-initiated conversations per user, per agent, per day (default 0.08)",
     )
     shape.add_argument(
-        "--duplicates", type=float, default=0.03, help="share of events delivered twice"
+        "--duplicates",
+        type=float,
+        metavar="SHARE",
+        default=0.03,
+        help="share of events delivered twice",
     )
     shape.add_argument(
-        "--reorder", type=float, default=0.05, help="share of webhook events delivered late"
+        "--reorder",
+        type=float,
+        metavar="SHARE",
+        default=0.05,
+        help="share of webhook events delivered late",
     )
     shape.add_argument(
-        "--window-days", type=int, default=8, help="backfill window for --truth (default 8)"
+        "--window-days",
+        type=int,
+        metavar="DAYS",
+        default=8,
+        help="backfill window for --truth (default 8)",
     )
     live = p.add_argument_group("live traffic")
     live.add_argument("--live", action="store_true", help="send traffic as it happens, from now on")
     live.add_argument("--rate", type=float, default=20.0, help="requests per second (default 20)")
-    live.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    live.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="seconds to run (default: until Ctrl-C)"
+    )
     run_opts = p.add_argument_group("sending")
     run_opts.add_argument(
-        "--concurrency", type=int, default=8, help="parallel connections (default 8)"
+        "--concurrency", type=int, metavar="N", default=8, help="parallel connections (default 8)"
     )
     run_opts.add_argument(
         "--give-up-after",
