@@ -146,3 +146,19 @@ def http(method: str, url: str, body: bytes | None = None, timeout_s: float = 30
             return resp.status, dict(resp.headers.items()), resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers.items()), exc.read()
+
+
+def bigquery_rows(port: int, sql: str) -> list[dict[str, Any]]:
+    """Rows of ``sql`` from the stack's BigQuery emulator."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    client = bigquery.Client(
+        project=LOCAL_PROJECT,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": f"http://127.0.0.1:{port}"},
+    )
+    try:
+        return [dict(row.items()) for row in client.query(sql).result()]
+    finally:
+        client.close()

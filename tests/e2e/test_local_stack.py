@@ -2,25 +2,43 @@
 
 ``rbm-analytics serve`` runs as a subprocess on free ports with a temporary
 data directory; simulated traffic goes through the real HTTP endpoints into
-the real emulators; the stack is then stopped with SIGTERM and must leave no
-process and no port behind; a second start on the same data finds it all.
+the real emulators; the local scheduler fires the refresh; BigQuery's daily
+tables must then hold exactly the simulator's ground truth. The stack is
+stopped with SIGTERM and must leave no process and no port behind; a second
+start on the same data finds it all.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import psutil
 import pytest
 from rbm_analytics.local import emulators
 from rbm_analytics.local.sender import Sender, SendReport, Target
-from rbm_analytics.local.simulate import USER_KINDS, PlanConfig, TrafficPlan, plan_backfill
-from rbm_analytics.local.stack import LOCAL_AGENT_KEY, LOCAL_CLIENT_TOKEN
-from rbm_analytics.timeutil import now_us
+from rbm_analytics.local.simulate import (
+    COUNT_COLUMNS,
+    DURATION_COLUMNS,
+    USER_KINDS,
+    PlanConfig,
+    TrafficPlan,
+    plan_backfill,
+)
+from rbm_analytics.local.stack import LOCAL_AGENT_KEY, LOCAL_CLIENT_TOKEN, LOCAL_DATASET
+from rbm_analytics.timeutil import now_us, utc_date
 
-from tests.e2e.stack_support import ServeProcess, alive, firestore_count, free_ports
+from tests.e2e.stack_support import (
+    ServeProcess,
+    alive,
+    bigquery_rows,
+    firestore_count,
+    free_ports,
+    http,
+)
 
 SEED = 606
 
@@ -30,11 +48,23 @@ class FirstRun:
     plan: TrafficPlan
     report: SendReport
     documents: dict[str, int]
+    run_date: date
+    refresh: tuple[int, Any]  # the scheduler's answer: status, body
+    daily_metrics: list[dict[str, Any]]
+    daily_postbacks: list[dict[str, Any]]
     exit_code: int
     descendants: list[psutil.Process]
     ports: dict[str, int]
     data_dir: Any
     output: str
+
+
+def daily_tables(bigquery_port: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ds = LOCAL_DATASET
+    return (
+        bigquery_rows(bigquery_port, f"SELECT * FROM {ds}.daily_metrics ORDER BY date, agent_id"),
+        bigquery_rows(bigquery_port, f"SELECT * FROM {ds}.daily_postbacks"),
+    )
 
 
 def stored_documents(host: str) -> dict[str, int]:
@@ -71,8 +101,16 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
         target = Target(serve.url("ingest"), LOCAL_CLIENT_TOKEN, LOCAL_AGENT_KEY)
         report = Sender(target, concurrency=4).run(plan.requests)
         documents = stored_documents(f"127.0.0.1:{ports['firestore']}")
+        # The scheduler's run-now, as the morning job would run on this date.
+        run_date = utc_date(plan.config.end_us)
+        body = json.dumps({"run_date": str(run_date)}).encode()
+        status, _, answer = http("POST", serve.url("scheduler") + "/run", body)
+        metrics, postbacks = daily_tables(ports["bigquery"])
         code = serve.stop()
-        yield FirstRun(plan, report, documents, code, descendants, ports, data_dir, serve.output())
+        yield FirstRun(
+            plan, report, documents, run_date, (status, json.loads(answer)), metrics, postbacks,
+            code, descendants, ports, data_dir, serve.output(),
+        )  # fmt: skip
     finally:
         if serve.proc.poll() is None or alive(descendants):
             serve.kill_everything([p.pid for p in descendants])
@@ -85,6 +123,41 @@ def test_simulated_traffic_is_stored_as_the_plan_says(first_run: FirstRun) -> No
     assert first_run.documents == expected_documents(first_run.plan)
     # Every duplicate copy was recognised as one.
     assert report.duplicate_answers == first_run.plan.counts()["duplicates"]
+
+
+def test_the_scheduled_refresh_computes_the_ground_truth(first_run: FirstRun) -> None:
+    status, answer = first_run.refresh
+    assert status == 200, answer
+    assert answer["status"] == 200 and answer["response"]["status"] == "succeeded", answer
+    window = first_run.plan.config.window_days
+    dates = [first_run.run_date - timedelta(days=n) for n in range(window, 0, -1)]
+    assert answer["response"]["dates"] == [str(d) for d in dates]
+    truth = first_run.plan.truth()
+    rows = {(r["date"], r["agent_id"]): r for r in first_run.daily_metrics}
+    checked = 0
+    for day in dates:
+        for agent in first_run.plan.config.agent_ids():
+            want = truth.row(day, agent)
+            got = rows.get((day, agent))
+            if got is None:  # no row: nothing may have happened that day
+                assert all(want[c] == 0 for c in COUNT_COLUMNS), (day, agent, want)
+                continue
+            for column in COUNT_COLUMNS:
+                assert got[column] == want[column], (day, agent, column)
+            for column in DURATION_COLUMNS:
+                if want[column] is None:
+                    assert got[column] is None, (day, agent, column)
+                else:
+                    assert got[column] == pytest.approx(want[column], rel=1e-3, abs=1e-3), (
+                        day, agent, column,
+                    )  # fmt: skip
+            checked += want["sent"]
+    assert checked > 0  # the comparison covered real traffic
+    postbacks = {
+        (r["date"], r["agent_id"], r["postback_data"], r["kind"]): r["count"]
+        for r in first_run.daily_postbacks
+    }
+    assert postbacks == {k: n for k, n in truth.postbacks.items() if k[0] in dates}
 
 
 def test_sigterm_stops_everything_and_frees_every_port(first_run: FirstRun) -> None:
