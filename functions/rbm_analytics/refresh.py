@@ -74,7 +74,7 @@ def run(plan: RefreshPlan, settings: Settings, clients: Clients) -> dict[str, An
         _phase("read", run_id)
         warehouse.ensure()
         fs = clients.firestore()
-        changes = read_changed(fs, watermark.load(fs))
+        changes = read_changed(fs, watermark.load(fs, warehouse.path))
         documents_read = changes.documents_read
         try:
             _phase("mirror", run_id)
@@ -92,7 +92,8 @@ def run(plan: RefreshPlan, settings: Settings, clients: Clients) -> dict[str, An
         rows_written += daily.total
         _phase("done", run_id)
         # Only now is everything read up to the run's start safely in BigQuery.
-        watermark.save(fs, started_at - timedelta(seconds=settings.refresh_overlap_s), run_id)
+        since = started_at - timedelta(seconds=settings.refresh_overlap_s)
+        watermark.save(fs, warehouse.path, since, run_id)
         finished_at = datetime.now(UTC)
         warehouse.record_run(
             RunRecord(run_id, started_at, finished_at, plan.start, plan.end, documents_read,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from google.api_core import exceptions as gexc
-from rbm_analytics import cli
+from rbm_analytics import cli, clients
 from rbm_analytics.warehouse import Warehouse
 
 from tests.integration import scenario
@@ -123,7 +123,17 @@ def test_unchanged_firestore_reads_zero_documents(
     assert again["documents_read"] == 0
     assert again["rows_written"] == 1  # the one daily_metrics row, recomputed
     traffic.user_message("u1", "agent-a", "+15550001111", utc(2026, 2, 2, 10, 2), "text")
+    time.sleep(0.6)
     assert post_refresh(body)["documents_read"] == 1
+
+    # Another dataset (a by-hand run into a test dataset) has a watermark of its
+    # own: it reads everything, and the first dataset's watermark stays put.
+    monkeypatch.setenv("BQ_DATASET", f"{bq_dataset}_other")
+    clients.reset()
+    assert post_refresh(body)["documents_read"] == 3
+    monkeypatch.setenv("BQ_DATASET", bq_dataset)
+    clients.reset()
+    assert post_refresh(body)["documents_read"] == 0
 
 
 def test_run_date_recomputes_exactly_the_eight_days_before_it(
