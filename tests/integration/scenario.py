@@ -75,7 +75,7 @@ def build(seed: int, first_day: date, days: int = 21, phones_per_agent: int = 4)
             copies = [at] + [at + timedelta(seconds=rng.uniform(1, 9e5))] * (rng.random() < 0.2)
             for copy in copies:  # a later duplicate: the earliest must win
                 sc.posts.append(
-                    ("event", lambda t, k=kind, m=msg.message_id, c=copy:
+                    (f"receipt:{msg.message_id}", lambda t, k=kind, m=msg.message_id, c=copy:
                         t.receipt(k, m, agent, phone, c))
                 )  # fmt: skip
 
@@ -124,13 +124,21 @@ def build(seed: int, first_day: date, days: int = 21, phones_per_agent: int = 4)
 
 
 def push(sc: Scenario, traffic: Traffic) -> int:
-    """Post everything in the shuffled order; consecutive sent records go as one batch."""
+    """Post everything in the shuffled order; consecutive sent records go as one batch.
+
+    Returns how many receipts reached ingest before their message's sent record.
+    """
     pending: list[tuple[str, str, str, datetime]] = []
+    sent: set[str] = set()
+    early_receipts = 0
     for kind, item in sc.posts:
         if kind == "sent":
             assert isinstance(item, tuple)
             pending.append(item)
+            sent.add(item[0])
             continue
+        if kind.startswith("receipt:") and kind.removeprefix("receipt:") not in sent:
+            early_receipts += 1
         if pending:
             traffic.agent_messages(pending)
             pending = []
@@ -138,7 +146,7 @@ def push(sc: Scenario, traffic: Traffic) -> int:
         item(traffic)
     if pending:
         traffic.agent_messages(pending)
-    return len(sc.posts)
+    return early_receipts
 
 
 def summary(sc: Scenario) -> dict[str, Any]:

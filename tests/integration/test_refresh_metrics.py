@@ -34,8 +34,9 @@ def test_random_traffic_matches_the_reference(
     ingest_client: Any, bq_dataset: str, seed: int
 ) -> None:
     sc = scenario.build(seed, FIRST_DAY)
-    scenario.push(sc, Traffic(ingest_client))
-    print("scenario", scenario.summary(sc))
+    early_receipts = scenario.push(sc, Traffic(ingest_client))
+    print("scenario", scenario.summary(sc), "receipts before their sent record:", early_receipts)
+    assert early_receipts > 0
 
     started = time.perf_counter()
     result = post_refresh({"start": FIRST_DAY.isoformat(), "end": sc.last_day.isoformat()})
