@@ -1,6 +1,7 @@
 """Cloud Functions entry points: parse the request, call the core, map the result.
 
 functions-framework --source functions/main.py --target ingest
+functions-framework --source functions/main.py --target export
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 import flask
 import functions_framework
 from rbm_analytics import clients
+from rbm_analytics import export as export_core
 from rbm_analytics import ingest as ingest_core
 from rbm_analytics import refresh as refresh_core
 from rbm_analytics.config import get_settings
@@ -57,3 +59,14 @@ def refresh(request: flask.Request) -> flask.Response:
     except HttpError as exc:
         return _to_flask(error_response(exc))
     return _to_flask(refresh_core.handle(req, settings, refresh_core.default_clients()))
+
+
+@functions_framework.http
+def export(request: flask.Request) -> flask.Response:
+    """CSV and JSON export and the Analytics page (SPEC §4); the body streams."""
+    try:
+        settings = get_settings()
+        req = _request(request, settings.max_body_bytes)
+    except HttpError as exc:
+        return _to_flask(error_response(exc))
+    return _to_flask(export_core.handle(req, settings, clients.bigquery_client))

@@ -1,0 +1,224 @@
+"""The ``export`` function's core: the console's *Export data* and the Analytics page (SPEC §4).
+
+    GET /          rows per (period, agent) as CSV (default) or JSON, streamed
+    GET /agents    {"start", "end", "agents": [...]}: agents with any row in [start, end]
+    GET /ui        the Analytics page (and /ui/app.js, /ui/style.css)
+
+Statuses: 200; 400 a bad parameter (JSON ``{"error"}`` naming it); 404 an
+unknown path; 405 not GET; 500 BigQuery rejected the query; 503 BigQuery
+unreachable or failing, a table missing, or the settings are not valid ids.
+
+The CSV or JSON body is a generator: BigQuery's result pages are encoded one
+at a time as they arrive, so memory stays flat however many rows there are.
+The query runs, and its first page is fetched, before the response starts:
+a failure there is a clean 503 rather than a truncated 200.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.auth.exceptions import GoogleAuthError
+from google.cloud import bigquery
+from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
+
+from . import export_ui, logs
+from .config import Settings
+from .errors import HttpError, MethodNotAllowed, NotFound, ServiceUnavailable
+from .export_format import Row, csv_chunks, json_chunks
+from .export_params import ExportParams, parse_agents_params, parse_export_params
+from .export_sql import Query, build_agents_query, build_export_query
+from .http import Request, Response, error_response, json_response
+from .timeutil import today_utc
+
+# Rows per BigQuery result page: one page is the most the function holds.
+PAGE_ROWS = 5000
+# How long transient BigQuery errors are retried before the caller gets a 503
+# (the library's default is 10 minutes, longer than the function may run).
+RETRY_DEADLINE_S = 30.0
+
+EXPORT_PATHS = ("", "/")
+AGENTS_PATH = "/agents"
+
+ClientFactory = Callable[[], bigquery.Client]
+
+
+class QueryFailed(HttpError):
+    """BigQuery refused the query itself: a bug here, not a transient failure."""
+
+    status = 500
+
+
+def handle(
+    request: Request,
+    settings: Settings,
+    client_factory: ClientFactory,
+    today: Callable[[], date] = today_utc,
+    retry_deadline_s: float = RETRY_DEADLINE_S,
+) -> Response:
+    """Serve one export request; a streamed body logs its own line when it ends."""
+    started = time.perf_counter()
+    fields: dict[str, Any] = {"route": _route_name(request.path)}
+    try:
+        response = _dispatch(
+            request, settings, client_factory, today(), fields, started, retry_deadline_s
+        )
+    except HttpError as exc:
+        fields["error"] = exc.message
+        response = error_response(exc)
+    if isinstance(response.body, bytes):
+        fields["status"] = response.status
+        fields["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        status = response.status
+        severity = "INFO" if status < 400 else "ERROR" if status >= 500 else "WARNING"
+        logs.emit(severity, "export request", **fields)
+    return response
+
+
+def _route_name(path: str) -> str:
+    if path in EXPORT_PATHS:
+        return "export"
+    if path == AGENTS_PATH:
+        return "agents"
+    if export_ui.is_ui_path(path):
+        return "ui"
+    return "unknown"
+
+
+def _dispatch(
+    request: Request,
+    settings: Settings,
+    client_factory: ClientFactory,
+    today: date,
+    fields: dict[str, Any],
+    started: float,
+    retry_deadline_s: float,
+) -> Response:
+    route = fields["route"]
+    if route == "unknown":
+        raise NotFound(f"no route {request.path[:100]!r}; GET /, /agents or /ui")
+    if request.method != "GET":
+        raise MethodNotAllowed(request.method, ("GET",))
+    if route == "ui":
+        return export_ui.serve(request.path)
+    if route == "agents":
+        span = parse_agents_params(request.query, today)
+        query = build_agents_query(settings, start=span.start, end=span.end)
+        pages = run_query(client_factory, query, retry_deadline_s=retry_deadline_s)
+        agents = [row[0] for page in pages for row in page]
+        fields["agents"] = len(agents)
+        return json_response(
+            200,
+            {"start": span.start.isoformat(), "end": span.end.isoformat(), "agents": agents},
+        )
+    params = parse_export_params(request.query, today)
+    fields.update(
+        start=params.start.isoformat(),
+        end=params.end.isoformat(),
+        scale=params.scale,
+        metrics=",".join(params.metrics),
+        agent_filter=params.agent is not None,
+        format=params.format,
+    )
+    chunks = export_chunks(params, settings, client_factory, retry_deadline_s)
+    content_type = "text/csv; charset=utf-8" if params.format == "csv" else "application/json"
+    return Response(
+        200,
+        _logged(chunks, fields, started),
+        content_type,
+        {"Content-Disposition": f'attachment; filename="{params.filename}"'},
+    )
+
+
+def export_chunks(
+    params: ExportParams,
+    settings: Settings,
+    client_factory: ClientFactory,
+    retry_deadline_s: float = RETRY_DEADLINE_S,
+) -> Iterator[bytes]:
+    """Run the export query and return its encoded body, one chunk per result page."""
+    query = build_export_query(
+        settings,
+        start=params.start,
+        end=params.end,
+        scale=params.scale,
+        metrics=params.metrics,
+        agent=params.agent,
+    )
+    pages = run_query(client_factory, query, retry_deadline_s=retry_deadline_s)
+    encode = csv_chunks if params.format == "csv" else json_chunks
+    return encode(params.columns, pages)
+
+
+def run_query(
+    client_factory: ClientFactory,
+    query: Query,
+    page_rows: int = PAGE_ROWS,
+    retry_deadline_s: float = RETRY_DEADLINE_S,
+) -> Iterator[Iterable[Row]]:
+    """Start ``query`` and fetch its first page; then hand out pages as they arrive.
+
+    Raises ServiceUnavailable (503) or QueryFailed (500) before any row is
+    returned; a failure on a later page is logged and re-raised, which aborts
+    the response rather than ending it as if complete.
+    """
+    retry = DEFAULT_RETRY.with_deadline(retry_deadline_s)
+    job_retry = DEFAULT_JOB_RETRY.with_deadline(retry_deadline_s)
+    try:
+        client = client_factory()
+        # job_retry=None: otherwise the library wraps the insert in its own
+        # 10-minute retry; `retry` still covers transient insert errors.
+        job = client.query(query.sql, job_config=query.job_config(), retry=retry, job_retry=None)
+        result = job.result(page_size=page_rows, retry=retry, job_retry=job_retry)
+        pages = iter(result.pages)
+        first = next(pages, None)
+    except gexc.NotFound as exc:
+        logs.error("export table missing", error=str(exc)[:500])
+        raise ServiceUnavailable(
+            "a BigQuery table of the export is missing; has refresh run in this dataset?"
+        ) from exc
+    except gexc.BadRequest as exc:
+        logs.error("export query rejected", error=str(exc)[:500])
+        raise QueryFailed("BigQuery rejected the export query") from exc
+    except (gexc.GoogleAPIError, GoogleAuthError, OSError) as exc:
+        logs.error("export query failed", error=str(exc)[:500])
+        raise ServiceUnavailable("BigQuery is unavailable; retry later") from exc
+    return _pages(first, pages)
+
+
+def _pages(first: Any, rest: Iterator[Any]) -> Iterator[Iterable[Row]]:
+    if first is None:
+        return
+    yield (row.values() for row in first)
+    del first
+    try:
+        for page in rest:
+            yield (row.values() for row in page)
+    except (gexc.GoogleAPIError, GoogleAuthError, OSError) as exc:
+        logs.error("export stream failed", error=str(exc)[:500])
+        raise
+
+
+def _logged(chunks: Iterator[bytes], fields: dict[str, Any], started: float) -> Iterator[bytes]:
+    """Pass the chunks on; log one line with the size and duration when the stream ends."""
+    sent = 0
+    outcome = "aborted"
+    try:
+        for chunk in chunks:
+            sent += len(chunk)
+            yield chunk
+        outcome = "complete"
+    finally:
+        logs.emit(
+            "INFO" if outcome == "complete" else "WARNING",
+            "export request",
+            status=200,
+            outcome=outcome,
+            bytes=sent,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            **fields,
+        )
