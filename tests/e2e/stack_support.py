@@ -25,11 +25,13 @@ READY_LINE = "local stack is up"
 class ServeProcess:
     """One ``rbm-analytics serve`` with its own data dir and ports (no demo by default)."""
 
-    def __init__(self, data_dir: Path, ports: dict[str, int], *, demo: bool = False) -> None:
+    def __init__(
+        self, data_dir: Path, ports: dict[str, int], *extra: str, demo: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.ports = ports
         cli = Path(sys.executable).parent / "rbm-analytics"
-        argv = [str(cli), "serve", "--data-dir", str(data_dir)]
+        argv = [str(cli), "serve", "--data-dir", str(data_dir), *extra]
         if not demo:
             argv.append("--no-demo")
         for name, port in ports.items():

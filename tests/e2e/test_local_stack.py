@@ -26,6 +26,7 @@ from rbm_analytics.local.simulate import (
     USER_KINDS,
     PlanConfig,
     TrafficPlan,
+    agent_ids,
     plan_backfill,
 )
 from rbm_analytics.local.stack import LOCAL_AGENT_KEY, LOCAL_CLIENT_TOKEN, LOCAL_DATASET
@@ -182,6 +183,35 @@ def test_a_restart_on_the_same_data_finds_it_all(first_run: FirstRun) -> None:
         descendants = serve.descendants()
         host = f"127.0.0.1:{first_run.ports['firestore']}"
         assert stored_documents(host) == first_run.documents  # nothing lost, nothing added
+        assert serve.stop() == 0
+        assert alive(descendants) == []
+    finally:
+        if serve.proc.poll() is None or alive(descendants):
+            serve.kill_everything([p.pid for p in descendants])
+
+
+def test_a_first_start_seeds_demo_traffic_and_refreshes_it(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    ports = free_ports()
+    small_demo = ("--demo-users", "6", "--demo-days", "3")
+    serve = ServeProcess(tmp_path_factory.mktemp("demo-data"), ports, *small_demo, demo=True)
+    descendants: list[psutil.Process] = []
+    try:
+        serve.wait_ready()
+        descendants = serve.descendants()
+        out = serve.output()
+        assert "Seeding demo traffic: 3 agents, 6 users, 3 days" in out
+        assert " 0  failed requests" in out
+        assert "[scheduler] manual refresh: ok" in out
+        # The Analytics page has numbers at once: every demo agent has sent messages.
+        rows = bigquery_rows(
+            ports["bigquery"],
+            f"SELECT agent_id, SUM(sent) AS sent, SUM(read) AS read "
+            f"FROM {LOCAL_DATASET}.daily_metrics GROUP BY agent_id",
+        )
+        assert {r["agent_id"] for r in rows if r["sent"] > 0} == set(agent_ids(3))
+        assert sum(r["read"] for r in rows) > 0
         assert serve.stop() == 0
         assert alive(descendants) == []
     finally:

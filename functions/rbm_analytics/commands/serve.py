@@ -11,7 +11,16 @@ from pathlib import Path
 from types import FrameType
 
 from ..local.emulators import PrerequisiteMissing
-from ..local.stack import DEFAULT_PORTS, ENV_PREFIX, StackConfig, StackError, port_env, run_stack
+from ..local.stack import (
+    DEFAULT_PORTS,
+    DEMO_DAYS,
+    DEMO_USERS,
+    ENV_PREFIX,
+    StackConfig,
+    StackError,
+    port_env,
+    run_stack,
+)
 
 PORTS_TABLE = "\n".join(
     f"  --{name.replace('_', '-') + '-port':<20} {port_env(name):<30} {port}"
@@ -49,6 +58,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--data-dir", type=Path, help="where data persists (default: .data)")
     p.add_argument("--no-demo", action="store_true", help="do not seed demo traffic")
+    p.add_argument(
+        "--demo-users", type=int, default=DEMO_USERS, metavar="N",
+        help=f"users in the demo traffic (default {DEMO_USERS})",
+    )  # fmt: skip
+    p.add_argument(
+        "--demo-days", type=int, default=DEMO_DAYS, metavar="D",
+        help=f"days of demo traffic (default {DEMO_DAYS})",
+    )  # fmt: skip
     p.add_argument("--schedule", help='refresh cron in UTC (default "0 6 * * *")')
     p.add_argument("--source", type=Path, help="functions source (default: functions/main.py)")
     for name, port in DEFAULT_PORTS.items():
@@ -63,14 +80,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    err = sys.stderr
     try:
         config = StackConfig.from_env()
     except StackError as exc:
         print(f"rbm-analytics serve: {exc}", file=sys.stderr)
         return 1
+    if not 1 <= args.demo_users <= 100_000 or not 1 <= args.demo_days <= 365:
+        print("rbm-analytics serve: --demo-users must be 1-100000, --demo-days 1-365", file=err)
+        return 2
     config = replace(
         config.with_ports(**{n: getattr(args, n) for n in DEFAULT_PORTS}),
         demo=not args.no_demo,
+        demo_users=args.demo_users,
+        demo_days=args.demo_days,
         data_dir=args.data_dir.resolve() if args.data_dir else config.data_dir,
         schedule=args.schedule or config.schedule,
         source=args.source.resolve() if args.source else config.source,

@@ -146,7 +146,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     run_opts = p.add_argument_group("sending")
     run_opts.add_argument(
-        "--concurrency", type=int, metavar="N", default=8, help="parallel connections (default 8)"
+        "--concurrency", type=int, metavar="N", default=16, help="parallel connections (default 16)"
     )
     run_opts.add_argument(
         "--give-up-after",

@@ -74,6 +74,8 @@ class StackConfig:
     ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     schedule: str = DEFAULT_SCHEDULE
     demo: bool = True
+    demo_users: int = DEMO_USERS
+    demo_days: int = DEMO_DAYS
     project: str = LOCAL_PROJECT
     dataset: str = LOCAL_DATASET
     source: Path = emulators.REPO_ROOT / "functions" / "main.py"
@@ -351,22 +353,17 @@ class Stack:
         from .sender import Progress, Sender, Target
         from .simulate import PlanConfig, plan_backfill
 
+        users, days = self.config.demo_users, self.config.demo_days
         plan = plan_backfill(
-            PlanConfig(
-                agents=DEMO_AGENTS,
-                users=DEMO_USERS,
-                days=DEMO_DAYS,
-                end_us=now_us(),
-                seed=DEMO_SEED,
-            )
+            PlanConfig(agents=DEMO_AGENTS, users=users, days=days, end_us=now_us(), seed=DEMO_SEED)
         )
         self.say(
-            f"Seeding demo traffic: {DEMO_AGENTS} agents, {DEMO_USERS} users, {DEMO_DAYS} days "
+            f"Seeding demo traffic: {DEMO_AGENTS} agents, {users} users, {days} days "
             f"({len(plan.events):,} events, {len(plan.requests):,} requests)..."
         )
         target = Target(self.config.url("ingest"), LOCAL_CLIENT_TOKEN, LOCAL_AGENT_KEY)
         sender = Sender(
-            target, concurrency=8, progress=Progress(len(plan.requests)) if progress else None
+            target, concurrency=16, progress=Progress(len(plan.requests)) if progress else None
         )
         report = sender.run(plan.requests)
         self.say(report.render())
@@ -379,7 +376,7 @@ class Stack:
             self.say("No refresh function yet: the demo traffic is in Firestore only.")
             return
         end = today_utc() - timedelta(days=1)
-        start = end - timedelta(days=DEMO_DAYS)
+        start = end - timedelta(days=days)
         self.say(f"Refreshing {start} .. {end}...")
         self.scheduler.trigger({"start": start.isoformat(), "end": end.isoformat()})
 
