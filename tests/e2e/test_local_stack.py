@@ -3,14 +3,18 @@
 ``rbm-analytics serve`` runs as a subprocess on free ports with a temporary
 data directory; simulated traffic goes through the real HTTP endpoints into
 the real emulators; the local scheduler fires the refresh; BigQuery's daily
-tables must then hold exactly the simulator's ground truth. The stack is
-stopped with SIGTERM and must leave no process and no port behind; a second
-start on the same data finds it all.
+tables and the CSV downloaded from ``export`` must then hold exactly the
+simulator's ground truth. The stack is stopped with SIGTERM and must leave no
+process and no port behind; a second start on the same data finds it all and
+exports the same CSV.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -53,11 +57,25 @@ class FirstRun:
     refresh: tuple[int, Any]  # the scheduler's answer: status, body
     daily_metrics: list[dict[str, Any]]
     daily_postbacks: list[dict[str, Any]]
+    export: tuple[int, dict[str, str], bytes]  # GET export: status, headers, CSV
     exit_code: int
     descendants: list[psutil.Process]
     ports: dict[str, int]
     data_dir: Any
     output: str
+
+
+EXPORTED = (*COUNT_COLUMNS, *DURATION_COLUMNS, "delivery_rate", "read_rate")
+
+
+def refreshed_dates(run_date: date, window: int) -> list[date]:
+    return [run_date - timedelta(days=n) for n in range(window, 0, -1)]
+
+
+def export_url(serve: ServeProcess, run_date: date, window: int) -> str:
+    dates = refreshed_dates(run_date, window)
+    query = {"start": dates[0], "end": dates[-1], "metrics": ",".join(EXPORTED), "format": "csv"}
+    return serve.url("export") + "/?" + urllib.parse.urlencode(query)
 
 
 def daily_tables(bigquery_port: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -107,10 +125,11 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
         body = json.dumps({"run_date": str(run_date)}).encode()
         status, _, answer = http("POST", serve.url("scheduler") + "/run", body)
         metrics, postbacks = daily_tables(ports["bigquery"])
+        exported = http("GET", export_url(serve, run_date, plan.config.window_days))
         code = serve.stop()
         yield FirstRun(
             plan, report, documents, run_date, (status, json.loads(answer)), metrics, postbacks,
-            code, descendants, ports, data_dir, serve.output(),
+            exported, code, descendants, ports, data_dir, serve.output(),
         )  # fmt: skip
     finally:
         if serve.proc.poll() is None or alive(descendants):
@@ -130,8 +149,7 @@ def test_the_scheduled_refresh_computes_the_ground_truth(first_run: FirstRun) ->
     status, answer = first_run.refresh
     assert status == 200, answer
     assert answer["status"] == 200 and answer["response"]["status"] == "succeeded", answer
-    window = first_run.plan.config.window_days
-    dates = [first_run.run_date - timedelta(days=n) for n in range(window, 0, -1)]
+    dates = refreshed_dates(first_run.run_date, first_run.plan.config.window_days)
     assert answer["response"]["dates"] == [str(d) for d in dates]
     truth = first_run.plan.truth()
     rows = {(r["date"], r["agent_id"]): r for r in first_run.daily_metrics}
@@ -161,6 +179,37 @@ def test_the_scheduled_refresh_computes_the_ground_truth(first_run: FirstRun) ->
     assert postbacks == {k: n for k, n in truth.postbacks.items() if k[0] in dates}
 
 
+def test_the_csv_export_shows_the_ground_truth(first_run: FirstRun) -> None:
+    status, headers, body = first_run.export
+    assert status == 200, body[:500]
+    assert headers["Content-Type"].startswith("text/csv")
+    dates = refreshed_dates(first_run.run_date, first_run.plan.config.window_days)
+    assert f"rbm-analytics_{dates[0]}_{dates[-1]}_day.csv" in headers["Content-Disposition"]
+    reader = csv.reader(io.StringIO(body.decode("utf-8")))
+    header = next(reader)
+    assert header == ["date", "agent_id", *EXPORTED]
+    rows = list(reader)
+    agents = first_run.plan.config.agent_ids()
+    # Every day of the range, per agent, zero-filled, sorted by date then agent.
+    assert [(r[0], r[1]) for r in rows] == [(str(d), a) for d in dates for a in agents]
+    truth = first_run.plan.truth()
+    for row in rows:
+        got = dict(zip(header, row, strict=True))
+        want = truth.row(date.fromisoformat(got["date"]), got["agent_id"])
+        where = (got["date"], got["agent_id"])
+        for column in COUNT_COLUMNS:
+            assert int(got[column]) == want[column], (*where, column)
+        for column in DURATION_COLUMNS:
+            if want[column] is None:
+                assert got[column] == "", (*where, column)
+            else:
+                assert float(got[column]) == pytest.approx(want[column], rel=1e-3, abs=1e-3)
+        for rate, part in (("delivery_rate", "delivered"), ("read_rate", "read")):
+            expected = f"{want[part] / want['sent']:.4f}" if want["sent"] else ""
+            assert got[rate] == expected, (*where, rate)
+    assert sum(int(r[header.index("sent")]) for r in rows) > 0
+
+
 def test_sigterm_stops_everything_and_frees_every_port(first_run: FirstRun) -> None:
     assert first_run.exit_code == 0, first_run.output
     names = " ".join(p.name() for p in first_run.descendants if p.is_running()) or " ".join(
@@ -183,6 +232,12 @@ def test_a_restart_on_the_same_data_finds_it_all(first_run: FirstRun) -> None:
         descendants = serve.descendants()
         host = f"127.0.0.1:{first_run.ports['firestore']}"
         assert stored_documents(host) == first_run.documents  # nothing lost, nothing added
+        # BigQuery kept its tables: the same export, byte for byte.
+        status, _, body = http(
+            "GET", export_url(serve, first_run.run_date, first_run.plan.config.window_days)
+        )
+        assert status == 200 and first_run.export[0] == 200
+        assert body == first_run.export[2]
         assert serve.stop() == 0
         assert alive(descendants) == []
     finally:
