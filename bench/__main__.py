@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 
-SUITES = {"ingest": "bench.ingest_bench"}
+SUITES = {"ingest": "bench.ingest_bench", "refresh": "bench.refresh_bench"}
 
 
 def main() -> int:

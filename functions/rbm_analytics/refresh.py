@@ -67,11 +67,12 @@ def run(plan: RefreshPlan, settings: Settings, clients: Clients) -> dict[str, An
     clock = time.perf_counter()
     documents_read: int | None = None
     rows_written = 0
-    warehouse = Warehouse(
-        clients.bigquery(), settings.project, settings.bq_dataset, settings.bq_location
-    )
+    warehouse: Warehouse | None = None
     try:
         _phase("read", run_id)
+        warehouse = Warehouse(
+            clients.bigquery(), settings.project, settings.bq_dataset, settings.bq_location
+        )
         warehouse.ensure()
         fs = clients.firestore()
         changes = read_changed(fs, watermark.load(fs, warehouse.path))
@@ -107,7 +108,10 @@ def run(plan: RefreshPlan, settings: Settings, clients: Clients) -> dict[str, An
             first_date=plan.start.isoformat(), last_date=plan.end.isoformat(),
             documents_read=documents_read, rows_written=rows_written,
         )  # fmt: skip
-        _record_failure(warehouse, run_id, started_at, plan, documents_read, rows_written, error)
+        if warehouse is not None:
+            _record_failure(
+                warehouse, run_id, started_at, plan, documents_read, rows_written, error
+            )
         raise
     summary: dict[str, Any] = {
         "run_id": run_id,
@@ -159,7 +163,7 @@ def handle(request: Request, settings: Settings, clients: Clients) -> Response:
             raise
         except (gexc.GoogleAPIError, OSError) as exc:
             raise RefreshFailed(f"refresh failed ({type(exc).__name__}); retry later") from exc
-        except Exception as exc:  # already logged with its run_id by run()
+        except Exception as exc:  # run() logged it with its run_id and recorded the run
             return json_response(500, {"error": f"refresh failed ({type(exc).__name__})"})
     except HttpError as exc:
         if exc.status < 500:

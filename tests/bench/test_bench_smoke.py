@@ -29,6 +29,9 @@ def test_bench_smoke_prints_every_measurement() -> None:
         "ingest.latency_p50_at_half_max",
         "ingest.latency_p99_at_half_max",
         "ingest.sentlog_records_per_s",
+        "refresh.first_run_documents_per_s",
+        "refresh.morning_run_s",
+        "refresh.unchanged_run_s",
     } <= names
     for m in lines:
         assert set(m) == KEYS, m

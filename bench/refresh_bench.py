@@ -1,0 +1,173 @@
+"""Refresh benchmarks: a full first run, then what a morning run costs.
+
+The claim measured: a morning run's Firestore reads and time grow with the
+day's changes, not with the size of the history.
+
+    history of H documents ──first refresh (reads all)──▶ BigQuery
+    + C changes            ──morning refresh (reads C)──▶ BigQuery
+    nothing changed        ──refresh (reads 0)──────────▶ BigQuery
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from google.api_core import retry as gretry
+from rbm_analytics import clients, refresh
+from rbm_analytics.config import get_settings
+from rbm_analytics.firestore_writes import Committer, DocWrite
+from rbm_analytics.local import emulators
+from rbm_analytics.records import AgentMessage, Receipt, UserMessage
+from rbm_analytics.refresh_plan import plan
+from rbm_analytics.store import FirestoreStore
+from rbm_analytics.timeutil import datetime_to_us
+
+from . import harness
+from .harness import PROJECT, measurement, note
+
+OVERLAP_S = 1.0
+LAST_DAY = date(2026, 2, 28)
+DAYS = 28
+
+
+@contextmanager
+def _bigquery(tmp: Path) -> Iterator[emulators.ManagedProcess]:
+    proc = emulators.bigquery_emulator(
+        emulators.free_port(), emulators.free_port(), PROJECT, tmp / "bq", log_path=tmp / "bq.log"
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def _traffic(
+    store: FirestoreStore, n: int, rng: random.Random, prefix: str
+) -> tuple[list[DocWrite], list[DocWrite]]:
+    """``n`` agent messages over the month, most read, some answered: (sent writes, the rest)."""
+    first = datetime(LAST_DAY.year, LAST_DAY.month, LAST_DAY.day, tzinfo=UTC) - timedelta(days=DAYS)
+    sent, after = [], []
+    for i in range(n):
+        user = f"user-{rng.randrange(max(1, n // 5)):06d}"
+        agent = f"agent-{i % 3}"
+        at = datetime_to_us(first + timedelta(seconds=rng.uniform(0, DAYS * 86400)))
+        mid = f"{prefix}m{i}"
+        sent.append(store.sent_write(AgentMessage(mid, agent, user, at, "text", None, at)))
+        if rng.random() < 0.7:
+            read = at + int(rng.uniform(1, 3 * 86400) * 1e6)
+            after.append(store.receipt_write(Receipt(mid, agent, user, "READ", None, read, read)))
+            if rng.random() < 0.4:
+                reply = read + int(rng.uniform(1, 600) * 1e6)
+                msg = UserMessage(f"{prefix}u{i}", agent, user, "text", None, None, reply, reply)
+                after.append(store.user_message_write(msg))
+    return sent, after
+
+
+def _write(committer: Committer, docs: list[DocWrite]) -> None:
+    retry = gretry.Retry(timeout=60)
+    for i in range(0, len(docs), 500):
+        committer.commit(docs[i : i + 500], retry, 60)
+
+
+def _run(run_date: date | None = None) -> tuple[dict[str, Any], float]:
+    settings = get_settings()
+    started = time.perf_counter()
+    if run_date is None:
+        p = plan(today=LAST_DAY, window_days=8, start=LAST_DAY - timedelta(days=DAYS), end=LAST_DAY)
+    else:
+        p = plan(today=run_date, window_days=8, run_date=run_date)
+    summary = refresh.run(p, settings, refresh.default_clients())
+    return summary, time.perf_counter() - started
+
+
+def _morning_runs(history: int, changes: int, rng: random.Random) -> tuple[Any, ...]:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        with harness.firestore(tmp) as fs, _bigquery(tmp) as bq:
+            os.environ.update(
+                GOOGLE_CLOUD_PROJECT=PROJECT,
+                FIRESTORE_EMULATOR_HOST=fs.host,
+                BIGQUERY_EMULATOR_HOST=bq.host,
+                BQ_DATASET=f"bench_{uuid.uuid4().hex[:8]}",
+                REFRESH_OVERLAP_SECONDS=str(OVERLAP_S),
+            )
+            clients.reset()
+            committer = Committer(clients.firestore_client())
+            store = FirestoreStore(clients.firestore_client(), retention_days=90, deadline_s=30)
+            sent, after = _traffic(store, history, rng, "h")
+            _write(committer, sent)
+            _write(committer, after)
+            note(f"history: {len(sent) + len(after)} writes")
+            time.sleep(OVERLAP_S + 0.2)
+
+            full, full_s = _run()
+            note(f"first refresh: {full['documents_read']} documents in {full_s:.1f}s")
+            time.sleep(OVERLAP_S + 0.2)
+
+            new_sent, new_after = _traffic(store, changes, rng, "c")
+            _write(committer, new_sent)
+            _write(committer, new_after)
+            changed_docs = len(new_sent) + sum(1 for d in new_after if d.create)
+            time.sleep(OVERLAP_S + 0.2)
+            morning, morning_s = _run(run_date=LAST_DAY + timedelta(days=1))
+            note(f"morning refresh: {morning['documents_read']} documents in {morning_s:.1f}s")
+            time.sleep(OVERLAP_S + 0.2)
+            idle, idle_s = _run(run_date=LAST_DAY + timedelta(days=1))
+            note(f"unchanged refresh: {idle['documents_read']} documents in {idle_s:.1f}s")
+
+    return full, full_s, morning, morning_s, changed_docs, idle, idle_s
+
+
+def morning_runs(history: int, changes: int) -> None:
+    rng = random.Random(20260228)
+    saved = dict(os.environ)
+    try:
+        # The refresh logs JSON lines to stdout; the bench's stdout is for measurements.
+        with redirect_stdout(io.StringIO()):
+            results = _morning_runs(history, changes, rng)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        clients.reset()
+    full, full_s, morning, morning_s, changed_docs, idle, idle_s = results
+
+    measurement(
+        "refresh.first_run_documents_per_s",
+        full["documents_read"] / full_s,
+        "documents/s",
+        None,
+        f"first run over {full['documents_read']} documents, {DAYS + 1} dates (emulators)",
+        None,
+    )
+    measurement(
+        "refresh.morning_run_s",
+        morning_s,
+        "s",
+        full_s,
+        f"reads only the {changed_docs} changed documents of "
+        f"{full['documents_read'] + changed_docs}; baseline: the first run",
+        morning["documents_read"] == changed_docs,
+    )
+    measurement(
+        "refresh.unchanged_run_s",
+        idle_s,
+        "s",
+        full_s,
+        "reads 0 documents when nothing changed; baseline: the first run",
+        idle["documents_read"] == 0,
+    )
+
+
+def run(smoke: bool) -> None:
+    morning_runs(300 if smoke else 20000, 30 if smoke else 1000)
