@@ -1,0 +1,136 @@
+"""Every field of every sample, replaced by every kind of wrong value or removed:
+parsing either yields a storable record or a 400 naming a field; nothing else escapes."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from rbm_analytics import rbm
+from rbm_analytics.errors import BadRequest
+
+from tests.support import FIXTURES, PHONE_KEY, rbm_sample
+
+WEBHOOK = sorted(
+    p.stem for p in (FIXTURES / "rbm").glob("*.json") if p.stem.startswith(("user_", "server_"))
+)
+AGENT = ("agent_message", "agent_messages_batch")
+_DELETE = object()
+WRONG_VALUES: tuple[Any, ...] = (
+    _DELETE,
+    None,
+    True,
+    0,
+    -1,
+    2**64,
+    10**30,
+    1.5,
+    float("inf"),
+    float("nan"),
+    "",
+    " ",
+    "x" * 5000,
+    "\ud800",
+    "+12223334444",
+    "2026-01-01T00:00:00Z",
+    "__x__",
+    "a/b",
+    [],
+    ["REPLY"],
+    {},
+    {"a": 1},
+)
+
+
+def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if prefix:
+        yield prefix
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            yield from _paths(value, (*prefix, i))
+
+
+def _variants(sample: str) -> Iterator[tuple[str, Any]]:
+    base = rbm_sample(sample)
+    for path in _paths(base):
+        for value in WRONG_VALUES:
+            doc = copy.deepcopy(base)
+            parent = doc
+            for part in path[:-1]:
+                parent = parent[part]
+            if value is _DELETE:
+                if not isinstance(parent, dict):
+                    continue
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = value
+            yield f"{'.'.join(map(str, path))}={value!r:.20}", doc
+
+
+def _assert_storable(record: Any) -> None:
+    for field in dataclasses.fields(record):
+        value = getattr(record, field.name)
+        assert value is None or (isinstance(value, str | int) and not isinstance(value, bool))
+        if isinstance(value, str):
+            value.encode()  # raises on lone surrogates
+            # postbackData is the agent's own string, kept as the agent wrote it.
+            if field.name != "postback_data":
+                assert "2223334444" not in value
+
+
+def _assert_clean_400(exc: BadRequest) -> None:
+    assert exc.status == 400 and exc.message
+    assert "2223334444" not in exc.message and "5556667777" not in exc.message
+
+
+@pytest.mark.parametrize("sample", WEBHOOK)
+def test_webhook_type_confusion(sample: str) -> None:
+    outcomes = {"ok": 0, "400": 0}
+    for label, doc in _variants(sample):
+        data = json.dumps(doc).encode()
+        try:
+            record = rbm.parse_webhook_payload(data, phone_key=PHONE_KEY.encode(), received_us=1)
+        except BadRequest as exc:
+            _assert_clean_400(exc)
+            outcomes["400"] += 1
+        except Exception as exc:  # pragma: no cover - the failure being tested for
+            pytest.fail(f"{sample} {label}: {type(exc).__name__}: {exc}")
+        else:
+            _assert_storable(record)
+            outcomes["ok"] += 1
+    assert outcomes["400"] > 0 and outcomes["ok"] > 0, outcomes
+
+
+@pytest.mark.parametrize("sample", AGENT)
+def test_agent_message_type_confusion(sample: str) -> None:
+    for label, doc in _variants(sample):
+        try:
+            records = rbm.parse_agent_messages(doc, phone_key=PHONE_KEY.encode(), received_us=1)
+        except BadRequest as exc:
+            _assert_clean_400(exc)
+        except Exception as exc:  # pragma: no cover - the failure being tested for
+            pytest.fail(f"{sample} {label}: {type(exc).__name__}: {exc}")
+        else:
+            for record in records:
+                _assert_storable(record)
+
+
+def test_handshake_type_confusion() -> None:
+    for label, doc in _variants("handshake"):
+        try:
+            hs = rbm.parse_handshake(doc)
+        except BadRequest as exc:
+            _assert_clean_400(exc)
+        except Exception as exc:  # pragma: no cover
+            pytest.fail(f"handshake {label}: {type(exc).__name__}: {exc}")
+        else:
+            if hs is not None:
+                hs.client_token.encode()
+                hs.secret.encode()
