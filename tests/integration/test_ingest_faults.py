@@ -113,8 +113,10 @@ def _assert_everything_stored(answers: list[dict[str, int]]) -> None:
 def test_hung_storage_gives_503_then_resend_lands(ingest_app: Any, own_firestore: Any) -> None:
     client = ingest_app.test_client()
     # A first request opens the channel, so the outage hits a live connection.
+    # A fresh emulator on a busy machine can miss the deadline once or twice.
     warm_body, warm_headers = signed_webhook(rbm_sample_bytes("user_message_location"))
-    assert client.post("/", data=warm_body, headers=warm_headers).status_code == 200
+    warm = [client.post("/", data=warm_body, headers=warm_headers).status_code for _ in range(5)]
+    assert 200 in warm, warm
     emulators.wipe_firestore(own_firestore.host, PROJECT)
 
     own_firestore.pause()
