@@ -14,6 +14,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
 MIRROR_TABLES = ("agent_messages", "user_messages", "user_events")
@@ -72,9 +73,20 @@ def table_defs() -> dict[str, TableDef]:
 
 
 def ensure_tables(client: bigquery.Client, project: str, dataset: str, location: str) -> None:
-    """Create the dataset and every table that does not exist yet (never alters one)."""
-    ds = bigquery.Dataset(f"{project}.{dataset}")
-    ds.location = location
-    client.create_dataset(ds, exists_ok=True)
+    """Create the dataset and every table that does not exist yet (never alters one).
+
+    Looks before it creates: a deployed function holds dataEditor on its
+    dataset only, and creating a dataset that exists is a 403 for it, not the
+    409 ``exists_ok`` tolerates.
+    """
+    path = f"{project}.{dataset}"
+    try:
+        client.get_dataset(path)
+    except NotFound:
+        ds = bigquery.Dataset(path)
+        ds.location = location
+        client.create_dataset(ds, exists_ok=True)
+    existing = {t.table_id for t in client.list_tables(path)}
     for tdef in table_defs().values():
-        client.create_table(tdef.table(f"{project}.{dataset}"), exists_ok=True)
+        if tdef.name not in existing:
+            client.create_table(tdef.table(path), exists_ok=True)
