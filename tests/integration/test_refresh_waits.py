@@ -29,7 +29,7 @@ def _samples(dataset: str, metric: str) -> list[float]:
 def test_wait_opening_ties_and_look_back(ingest_client: Any, bq_dataset: str) -> None:
     t = Traffic(ingest_client)
     s = timedelta(seconds=1)
-    # user …00: first contact opens a wait; a second user message does not; one answer.
+    # user …01: first contact opens a wait; a second user message does not; one answer.
     t.user_message("u1", AGENT, "+15550000001", T0, "text")
     t.user_message("u2", AGENT, "+15550000001", T0 + 5 * s, "text")
     t.agent_messages([("a1", AGENT, "+15550000001", T0 + 10.25 * s)])
