@@ -35,8 +35,11 @@ from .export_sql import Query, build_agents_query, build_export_query
 from .http import Request, Response, error_response, json_response
 from .timeutil import today_utc
 
-# Rows per BigQuery result page: one page is the most the function holds.
-PAGE_ROWS = 5000
+# Cells (rows x columns) per BigQuery result page. A page is what the
+# function holds at once (two while the next one is fetched), so the page
+# size follows the number of columns: ~15 MB of parsed JSON per page.
+PAGE_CELLS = 30_000
+MIN_PAGE_ROWS, MAX_PAGE_ROWS = 500, 10_000
 # How long transient BigQuery errors are retried before the caller gets a 503
 # (the library's default is 10 minutes, longer than the function may run).
 RETRY_DEADLINE_S = 30.0
@@ -149,15 +152,25 @@ def export_chunks(
         metrics=params.metrics,
         agent=params.agent,
     )
-    pages = run_query(client_factory, query, retry_deadline_s=retry_deadline_s)
+    pages = run_query(
+        client_factory,
+        query,
+        rows_per_page=page_rows(len(params.columns)),
+        retry_deadline_s=retry_deadline_s,
+    )
     encode = csv_chunks if params.format == "csv" else json_chunks
     return encode(params.columns, pages)
+
+
+def page_rows(columns: int) -> int:
+    """Rows per result page for a result of ``columns`` columns."""
+    return max(MIN_PAGE_ROWS, min(MAX_PAGE_ROWS, PAGE_CELLS // max(columns, 1)))
 
 
 def run_query(
     client_factory: ClientFactory,
     query: Query,
-    page_rows: int = PAGE_ROWS,
+    rows_per_page: int = MAX_PAGE_ROWS,
     retry_deadline_s: float = RETRY_DEADLINE_S,
 ) -> Iterator[Iterable[Row]]:
     """Start ``query`` and fetch its first page; then hand out pages as they arrive.
@@ -173,7 +186,7 @@ def run_query(
         # job_retry=None: otherwise the library wraps the insert in its own
         # 10-minute retry; `retry` still covers transient insert errors.
         job = client.query(query.sql, job_config=query.job_config(), retry=retry, job_retry=None)
-        result = job.result(page_size=page_rows, retry=retry, job_retry=job_retry)
+        result = job.result(page_size=rows_per_page, retry=retry, job_retry=job_retry)
         pages = iter(result.pages)
         first = next(pages, None)
     except gexc.NotFound as exc:
@@ -193,11 +206,11 @@ def run_query(
 def _pages(first: Any, rest: Iterator[Any]) -> Iterator[Iterable[Row]]:
     if first is None:
         return
-    yield (row.values() for row in first)
+    # Rows are yielded as they are: Row.values() would deep-copy every row.
+    yield first
     del first
     try:
-        for page in rest:
-            yield (row.values() for row in page)
+        yield from rest
     except (gexc.GoogleAPIError, GoogleAuthError, OSError) as exc:
         logs.error("export stream failed", error=str(exc)[:500])
         raise
