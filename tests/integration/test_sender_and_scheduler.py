@@ -251,3 +251,39 @@ def test_scheduler_reports_an_unreachable_refresh() -> None:
     result = sched.trigger()
     assert result.status == 0 and "unreachable" in result.body
     assert sched.status()["last_run"]["status"] == 0
+
+
+def test_live_traffic_is_sent_when_due_and_its_truth_is_what_was_sent(
+    recorder_factory: Any, tmp_path: Any
+) -> None:
+    from rbm_analytics.cli import main
+
+    server = recorder_factory(ingest_like())
+    truth_file = tmp_path / "truth.json"
+    code = main(
+        [
+            "simulate", "--url", server.url, "--client-token", CLIENT_TOKEN,
+            "--api-key", AGENT_KEY, "--live", "--rate", "40", "--duration", "3",
+            "--seed", "9", "--quiet", "--truth", str(truth_file),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    posted = [
+        r
+        for r in server.requests
+        if b"clientToken" not in r[2] and r[2] != b'{"agentMessages": []}'
+    ]
+    assert posted, "live traffic sent nothing"
+    truth = json.loads(truth_file.read_text())
+    sent_records = sum(
+        len(json.loads(body)["agentMessages"])
+        for _, path, body, _ in posted
+        if path == "/agent-messages"
+    )
+    assert sum(row["sent"] for row in truth["daily_metrics"]) == sent_records
+    # Every webhook event's own time had come when it was sent.
+    for _, path, body, _headers in posted:
+        if path == "/":
+            data = json.loads(base64.b64decode(json.loads(body)["message"]["data"]))
+            publish = json.loads(body)["message"]["publishTime"]
+            assert data["sendTime"] <= publish

@@ -375,8 +375,8 @@ class Stack:
         if self.scheduler is None:
             self.say("No refresh function yet: the demo traffic is in Firestore only.")
             return
-        end = today_utc() - timedelta(days=1)
-        start = end - timedelta(days=days)
+        # The traffic began `days` ago: its first UTC date is today - days.
+        start, end = today_utc() - timedelta(days=days), today_utc() - timedelta(days=1)
         self.say(f"Refreshing {start} .. {end}...")
         self.scheduler.trigger({"start": start.isoformat(), "end": end.isoformat()})
 
