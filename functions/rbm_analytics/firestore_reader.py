@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cache
 from tempfile import TemporaryFile
 from typing import IO, Any
 
@@ -20,6 +21,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from .firestore_queries import CHANGED_SINCE, QuerySpec
+from .schemas_bq import table_defs
 from .store import AGENT_MESSAGES, USER_EVENTS, USER_MESSAGES
 from .timeutil import datetime_to_us, format_us, utc_date
 
@@ -139,6 +141,10 @@ class Changes:
 
     batches: dict[str, MirrorBatch] = field(default_factory=dict)
     documents_read: int = 0
+    # Documents lacking a field the mirror requires: skipped, so one damaged
+    # document cannot block every later run (the first few ids are kept for the log).
+    skipped: int = 0
+    skipped_ids: list[str] = field(default_factory=list)
 
     def close(self) -> None:
         for batch in self.batches.values():
@@ -160,6 +166,11 @@ def _stream(client: firestore.Client, spec: QuerySpec, since: datetime) -> Itera
     yield from _query(client, spec, since).stream()
 
 
+@cache
+def _required(table: str) -> tuple[str, ...]:
+    return tuple(f["name"] for f in table_defs()[table].fields if f.get("mode") == "REQUIRED")
+
+
 def read_changed(client: firestore.Client, since: datetime) -> Changes:
     """Every document with ``updated_at >= since``, as mirror rows (one pass per collection)."""
     changes = Changes()
@@ -171,8 +182,14 @@ def read_changed(client: firestore.Client, since: datetime) -> Changes:
             for snap in _stream(client, spec, since):
                 changes.documents_read += 1
                 row = mapping.to_row(snap.id, snap.to_dict() or {})
-                if row is not None:
-                    batch.add(row, date.fromisoformat(row[mapping.date_column]))
+                if row is None:
+                    continue
+                if any(row.get(name) is None for name in _required(spec.collection)):
+                    changes.skipped += 1
+                    if len(changes.skipped_ids) < 10:
+                        changes.skipped_ids.append(f"{spec.collection}/{snap.id}")
+                    continue
+                batch.add(row, date.fromisoformat(row[mapping.date_column]))
             batch.file.seek(0)
     except BaseException:
         changes.close()

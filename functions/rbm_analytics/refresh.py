@@ -77,6 +77,11 @@ def run(plan: RefreshPlan, settings: Settings, clients: Clients) -> dict[str, An
         fs = clients.firestore()
         changes = read_changed(fs, watermark.load(fs, warehouse.path))
         documents_read = changes.documents_read
+        if changes.skipped:
+            logs.warning(
+                "refresh skipped documents", run_id=run_id, count=changes.skipped,
+                examples=changes.skipped_ids,
+            )  # fmt: skip
         try:
             _phase("mirror", run_id)
             mirror_rows = {
@@ -119,6 +124,7 @@ def run(plan: RefreshPlan, settings: Settings, clients: Clients) -> dict[str, An
         "dates": [d.isoformat() for d in plan.dates],
         "run_date": plan.run_date.isoformat() if plan.run_date else None,
         "documents_read": documents_read,
+        "documents_skipped": changes.skipped,
         "mirror_rows": mirror_rows,
         "daily_rows": {
             "daily_metrics": daily.daily_metrics,

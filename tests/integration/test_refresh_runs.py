@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from google.api_core import exceptions as gexc
+from google.cloud import firestore
 from rbm_analytics import cli, clients
 from rbm_analytics.warehouse import Warehouse
 
@@ -20,8 +21,10 @@ from tests.integration.refresh_support import (
     assert_tables_match,
     post_refresh,
     table_rows,
+    us,
     utc,
 )
+from tests.support import PROJECT
 
 FIRST_DAY = date(2026, 2, 1)
 DAILY = ("daily_metrics", "daily_postbacks", "response_samples")
@@ -199,3 +202,18 @@ def test_cli_bad_dates_exit_2_without_running(capsys: pytest.CaptureFixture[str]
     assert "start 2026-01-06 is after end 2026-01-05" in capsys.readouterr().err
     assert cli.main(["refresh", "--run-date", "2026-13-01"]) == 2
     assert "--run-date is not a valid calendar date" in capsys.readouterr().err
+
+
+def test_a_damaged_document_is_skipped_not_blocking(ingest_client: Any, bq_dataset: str) -> None:
+    traffic = Traffic(ingest_client)
+    traffic.user_message("ok", "agent-a", "+15550004444", utc(2026, 1, 5, 9), "text")
+    # Written by something other than ingest, without the agent id.
+    firestore.Client(project=PROJECT).collection("user_messages").document("damaged").set(
+        {"user_key": "k", "kind": "text", "event_at_us": us(utc(2026, 1, 5, 10)),
+         "updated_at": firestore.SERVER_TIMESTAMP}
+    )  # fmt: skip
+    summary = post_refresh({"start": "2026-01-05", "end": "2026-01-05"})
+    assert (summary["documents_read"], summary["documents_skipped"]) == (2, 1)
+    assert [r["message_id"] for r in table_rows(bq_dataset, "user_messages")] == ["ok"]
+    (row,) = table_rows(bq_dataset, "daily_metrics")
+    assert row["user_messages"] == 1
