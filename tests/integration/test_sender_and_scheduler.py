@@ -287,3 +287,42 @@ def test_live_traffic_is_sent_when_due_and_its_truth_is_what_was_sent(
             data = json.loads(base64.b64decode(json.loads(body)["message"]["data"]))
             publish = json.loads(body)["message"]["publishTime"]
             assert data["sendTime"] <= publish
+
+
+def test_the_schedule_command_drives_the_local_scheduler(
+    recorder_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rbm-analytics schedule`` talks Cloud Scheduler v1 REST; locally, to this stand-in."""
+    from rbm_analytics.cli import main
+
+    refresh = recorder_factory(lambda path, body, headers: (503, b'{"error": "BigQuery down"}'))
+    sched = LocalScheduler(
+        Cron.parse("0 6 * * *"), refresh.url + "/", emulators.free_port(), project="demo-p"
+    ).start()
+    monkeypatch.setenv("CLOUD_SCHEDULER_EMULATOR_HOST", f"127.0.0.1:{sched.port}")
+    try:
+        assert main(["schedule", "status", "--project", "demo-p"]) == 0
+        out = capsys.readouterr().out
+        assert "projects/demo-p/locations/us-central1/jobs/rbm-analytics-refresh" in out
+        assert "0 6 * * * (Etc/UTC)" in out and "ENABLED" in out and "06:00:00 UTC" in out
+        assert "last attempt:  never" in out
+
+        assert main(["schedule", "run", "--project", "demo-p"]) == 0
+        deadline = time.monotonic() + 30
+        while sched.last_run is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert refresh.requests[0][:3] == ("POST", "/", b"{}")
+        assert main(["schedule", "status", "--project", "demo-p"]) == 0
+        assert "failed (UNAVAILABLE): HTTP 503" in capsys.readouterr().out
+
+        assert main(["schedule", "pause", "--project", "demo-p"]) == 0
+        assert "PAUSED" in capsys.readouterr().out and sched.status()["next_run"] is None
+        assert main(["schedule", "resume", "--project", "demo-p"]) == 0
+        assert "ENABLED" in capsys.readouterr().out
+        assert sched.status()["next_run"].endswith("T06:00:00Z")
+
+        assert main(["schedule", "status", "--project", "other"]) == 1
+        assert "not found" in capsys.readouterr().err
+    finally:
+        sched.stop()

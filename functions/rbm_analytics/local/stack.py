@@ -240,6 +240,7 @@ class Stack:
                     Cron.parse(cfg.schedule),
                     cfg.url("refresh") + "/",
                     cfg.ports["scheduler"],
+                    project=cfg.project,
                     on_run=self._report_run,
                 ).start()
         except BaseException:
@@ -416,6 +417,10 @@ class Stack:
         ]
         if self.scheduler is not None:
             lines.append(f"  curl -X POST {self.scheduler.url}/run")
+            lines.append(
+                f"  CLOUD_SCHEDULER_EMULATOR_HOST=127.0.0.1:{cfg.ports['scheduler']} "
+                f"rbm-analytics schedule status --project {cfg.project}"
+            )
             lines.append(
                 f"  curl -X POST {cfg.url('refresh')}/ -H 'Content-Type: application/json' "
                 """-d '{"start": "2026-01-01", "end": "2026-01-31"}'"""
