@@ -85,3 +85,19 @@ def test_serve_without_gcloud_says_how_to_install_it(
     err = capsys.readouterr().err
     assert "Google Cloud CLI" in err and "cloud-firestore-emulator" in err
     assert "Traceback" not in err
+
+
+def test_serve_without_the_firestore_emulator_component_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sdk = tmp_path / "google-cloud-sdk"
+    (sdk / "bin").mkdir(parents=True)
+    (sdk / "platform" / "bq").mkdir(parents=True)  # an SDK without the emulator
+    gcloud = sdk / "bin" / "gcloud"
+    gcloud.write_text("#!/bin/sh\nexit 1\n")
+    gcloud.chmod(0o755)
+    monkeypatch.setenv("PATH", str(sdk / "bin"))
+    assert main(["serve", "--data-dir", str(tmp_path / "data")]) == 1
+    err = capsys.readouterr().err
+    assert "gcloud components install cloud-firestore-emulator" in err
+    assert "Traceback" not in err

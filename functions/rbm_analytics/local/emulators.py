@@ -125,6 +125,15 @@ def check_firestore_prerequisites() -> str:
             "'gcloud components install cloud-firestore-emulator' "
             "(or apt-get install google-cloud-cli-firestore-emulator)"
         )
+    sdk_root = Path(os.path.realpath(gcloud)).parent.parent
+    if (sdk_root / "platform").is_dir() and not (
+        sdk_root / "platform" / "cloud-firestore-emulator"
+    ).is_dir():
+        raise PrerequisiteMissing(
+            f"the Firestore emulator is not installed in the Google Cloud CLI at {sdk_root}; "
+            "run 'gcloud components install cloud-firestore-emulator' "
+            "(or apt-get install google-cloud-cli-firestore-emulator)"
+        )
     if shutil.which("java") is None:
         raise PrerequisiteMissing(
             "Java 11+ is needed by the Firestore emulator; apt-get install openjdk-17-jre-headless"
