@@ -20,13 +20,24 @@ COMMANDS: tuple[str, ...] = ("serve", "simulate", "refresh", "schedule")
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 
+EPILOG = """\
+examples:
+  rbm-analytics serve                                # the whole system locally ('make run')
+  rbm-analytics simulate --days 7 --truth truth.json # traffic into the local stack
+  rbm-analytics refresh --start 2026-01-01 --end 2026-01-31
+  rbm-analytics schedule status
+
+exit codes: 0 done, 1 the operation failed (the message says why), 2 bad arguments.
+Run 'rbm-analytics COMMAND --help' for a command's options and examples.
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rbm-analytics",
         description="Analytics for RCS Business Messaging agents on Google Cloud.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run 'rbm-analytics COMMAND --help' for a command's options and examples.",
+        epilog=EPILOG,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
