@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from rbm_analytics.cli import main
+from rbm_analytics.cli import COMMANDS, main
 from rbm_analytics.local import emulators
 
 
@@ -19,6 +19,14 @@ def test_help_has_examples_and_exit_codes(command: str, capsys: pytest.CaptureFi
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "examples:" in out and "exit codes:" in out
+
+
+@pytest.mark.parametrize("argv", [[], *([name] for name in COMMANDS)])
+def test_every_help_shows_examples(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    assert "examples:" in capsys.readouterr().out
 
 
 def test_simulate_dry_run_writes_the_same_truth_for_the_same_flags(tmp_path: Path) -> None:
