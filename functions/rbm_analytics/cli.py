@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from .errors import HttpError
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS: tuple[str, ...] = ("serve", "simulate", "refresh", "schedule")
+COMMANDS: tuple[str, ...] = ("serve", "simulate", "refresh", "export", "schedule")
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
