@@ -3,7 +3,8 @@
     POST /                 RBM webhook (signed envelope) or verification handshake
     POST /agent-messages   the agent backend's sent log (bearer key)
 
-Statuses: 200 stored or duplicate (JSON counts) or handshake secret (text);
+Statuses: 200 stored or duplicate (JSON counts), or an agent launch event
+acknowledged and not stored (``ignored``), or the handshake secret (text);
 400 malformed; 401 bad signature or key; 403 handshake with an unknown token;
 404 unknown path; 405 not POST; 413 body too large; 503 storage failed (the
 sender retries; nothing was acknowledged).
@@ -24,6 +25,7 @@ from .errors import Forbidden, HttpError, MethodNotAllowed, NotFound, ServiceUna
 from .http import Request, Response, error_response, json_response
 from .rbm import (
     envelope_data,
+    is_agent_launch_event,
     parse_agent_messages,
     parse_handshake,
     parse_json,
@@ -136,6 +138,9 @@ def _webhook(
 
     data = envelope_data(doc)
     verify_signature(data, request.header("X-Goog-Signature"), settings.rbm_client_tokens)
+    if is_agent_launch_event(doc, data):
+        fields.update(kind="AGENT_LAUNCH_EVENT", outcome="ignored")
+        return json_response(200, {"stored": 0, "duplicate": 0, "ignored": 1})
     record = parse_webhook_payload(
         data, phone_key=settings.require_phone_hash_key(), received_us=now_us()
     )

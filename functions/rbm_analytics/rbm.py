@@ -123,6 +123,26 @@ def envelope_data(doc: Any) -> bytes:
         raise BadRequest("message.data is not valid base64") from None
 
 
+def is_agent_launch_event(envelope: Any, data: bytes) -> bool:
+    """An AgentLaunchEvent (launch state changes, sent to partner-level webhooks).
+
+    RBM marks them with ``message.attributes.type = agent_launch_event``; the
+    payload itself has launch states and no eventType. They carry nothing this
+    project counts, and a non-200 would make RBM redeliver them for days.
+    """
+    message = envelope.get("message") if isinstance(envelope, dict) else None
+    attributes = message.get("attributes") if isinstance(message, dict) else None
+    if isinstance(attributes, dict) and attributes.get("type") == "agent_launch_event":
+        return True
+    if b"newLaunchState" not in data:
+        return False
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and "newLaunchState" in doc and "eventType" not in doc
+
+
 def parse_webhook_payload(data: bytes, *, phone_key: bytes, received_us: int) -> WebhookRecord:
     """One decoded RBM payload (UserEvent, UserMessage or server event) as a record."""
     doc = _object(parse_json(data, "message.data"), "message.data")

@@ -160,6 +160,29 @@ def test_full_batch_of_500_in_one_request(ingest_client: Any) -> None:
     assert len(all_documents()[store.AGENT_MESSAGES]) == 500
 
 
+def test_agent_launch_event_is_acknowledged_not_stored(
+    ingest_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    launch = {
+        "eventId": "launch-1",
+        "agentId": "acme_4fpd1psz_agent@rbm.goog",
+        "oldLaunchState": "LAUNCH_STATE_PENDING",
+        "newLaunchState": "LAUNCH_STATE_LAUNCHED",
+        "sendTime": "2026-01-01T00:00:00Z",
+    }
+    resp = webhook(ingest_client, json.dumps(launch).encode())
+    assert resp.status_code == 200
+    assert resp.get_json() == {"stored": 0, "duplicate": 0, "ignored": 1}
+    unsigned = ingest_client.post("/", data=signed_webhook(launch)[0], headers={})
+    assert unsigned.status_code == 401
+    assert_nothing_stored()
+    logs = request_logs(capsys)
+    assert [(e["status"], e.get("outcome"), e.get("kind")) for e in logs] == [
+        (200, "ignored", "AGENT_LAUNCH_EVENT"),
+        (401, "rejected", None),
+    ]
+
+
 # --------------------------------------------------------------------------
 # Handshake
 # --------------------------------------------------------------------------

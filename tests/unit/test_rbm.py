@@ -492,3 +492,39 @@ def test_batch_limits() -> None:
 @pytest.mark.parametrize("body", [[rbm_sample("agent_message")], 12, "x", None])
 def test_agent_body_must_be_an_object(body: Any) -> None:
     assert "request body must be a JSON object" in bad_request(lambda: parse_agent(body))
+
+
+# --------------------------------------------------------------------------
+# Agent launch events (partner-level webhooks)
+# --------------------------------------------------------------------------
+LAUNCH_EVENT = {
+    "eventId": "launch-1",
+    "agentId": "acme_4fpd1psz_agent@rbm.goog",
+    "botDisplayName": "Acme",
+    "brandId": "b-1",
+    "regionId": "/v1/regions/fi-rcs",
+    "oldLaunchState": "LAUNCH_STATE_PENDING",
+    "newLaunchState": "LAUNCH_STATE_LAUNCHED",
+    "sendTime": "2026-01-01T00:00:00Z",
+}
+
+
+def test_agent_launch_events_are_recognised() -> None:
+    data = json.dumps(LAUNCH_EVENT).encode()
+    assert rbm.is_agent_launch_event({"message": {"data": "x"}}, data)
+    marked = {"message": {"attributes": {"type": "agent_launch_event"}}}
+    assert rbm.is_agent_launch_event(marked, b"{}")
+
+
+@pytest.mark.parametrize(
+    "sample",
+    ["user_event_read", "user_message_text", "server_event_ttl_revoked", "user_event_is_typing"],
+)
+def test_rbm_events_are_not_launch_events(sample: str) -> None:
+    assert not rbm.is_agent_launch_event({"message": {}}, rbm_sample_bytes(sample))
+    # A user message that merely mentions the word is still a user message.
+    text = json.dumps(rbm_sample("user_message_text") | {"text": "newLaunchState"}).encode()
+    assert not rbm.is_agent_launch_event({"message": {}}, text)
+    tricky = json.dumps(LAUNCH_EVENT | {"eventType": "READ"}).encode()
+    assert not rbm.is_agent_launch_event([], tricky)
+    assert not rbm.is_agent_launch_event({}, b"[newLaunchState")
