@@ -194,8 +194,8 @@ def build_export_query(
 
     ctes = [
         "periods AS (\n"  # noqa: S608 (catalog identifiers only)
-        f"  SELECT DISTINCT {period_of.format(d='day')} AS period\n"
-        "  FROM UNNEST(GENERATE_DATE_ARRAY(@start, @end)) AS day\n"
+        f"  SELECT DISTINCT {period_of.format(d='d')} AS period\n"
+        "  FROM UNNEST(GENERATE_DATE_ARRAY(@start, @end)) AS d\n"
         ")",
         (
             "agents AS (SELECT @agent AS agent_id)"

@@ -1,0 +1,85 @@
+"""The export's parameters and SQL, without BigQuery."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from rbm_analytics.config import Settings
+from rbm_analytics.errors import BadRequest, ConfigError
+from rbm_analytics.export import page_rows
+from rbm_analytics.export_params import parse_export_params
+from rbm_analytics.export_sql import METRICS, build_export_query
+
+TODAY = date(2026, 3, 1)
+SETTINGS = Settings(project="demo-rbm-test", bq_dataset="rbm_analytics")
+
+
+def test_defaults_are_the_30_days_ending_yesterday() -> None:
+    p = parse_export_params({}, TODAY)
+    assert (p.start, p.end) == (date(2026, 1, 30), date(2026, 2, 28))
+    assert (p.scale, p.metrics, p.agent, p.format) == (
+        "day",
+        ("sent", "delivered", "read"),
+        None,
+        "csv",
+    )
+    assert p.filename == "rbm-analytics_2026-01-30_2026-02-28_day.csv"
+
+
+def test_only_start_or_only_end() -> None:
+    assert parse_export_params({"end": "2026-01-30"}, TODAY).start == date(2026, 1, 1)
+    assert parse_export_params({"start": "2026-02-20"}, TODAY).end == date(2026, 2, 28)
+    with pytest.raises(BadRequest, match="after end"):
+        parse_export_params({"start": "2026-03-05"}, TODAY)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "ok"),
+    [("2023-01-01", "2025-12-31", True), ("2023-01-01", "2026-01-01", False),
+     ("2021-01-01", "2023-12-31", True), ("2026-01-01", "2026-01-01", True)],
+)  # fmt: skip
+def test_range_limit(start: str, end: str, ok: bool) -> None:
+    if ok:
+        parse_export_params({"start": start, "end": end}, TODAY)
+    else:
+        with pytest.raises(BadRequest, match="at most 1096 days"):
+            parse_export_params({"start": start, "end": end}, TODAY)
+
+
+def test_user_values_are_parameters_never_sql() -> None:
+    agent = "x'); DROP TABLE t; --"
+    p = parse_export_params({"agent": agent, "start": "2026-01-01", "end": "2026-01-31"}, TODAY)
+    q = build_export_query(SETTINGS, start=p.start, end=p.end, scale="week",
+                           metrics=list(METRICS), agent=p.agent)  # fmt: skip
+    assert agent not in q.sql and "2026-01" not in q.sql
+    assert {(x.name, x.type_, x.value) for x in q.parameters} == {
+        ("start", "DATE", date(2026, 1, 1)),
+        ("end", "DATE", date(2026, 1, 31)),
+        ("agent", "STRING", agent),
+    }
+
+
+def test_only_the_tables_a_selection_needs_are_read() -> None:
+    day = build_export_query(SETTINGS, start=TODAY, end=TODAY, scale="day",
+                             metrics=["agent_response_p90_s"], agent=None)  # fmt: skip
+    assert "response_samples" not in day.sql
+    week = build_export_query(SETTINGS, start=TODAY, end=TODAY, scale="week",
+                              metrics=["agent_response_p90_s"], agent=None)  # fmt: skip
+    assert "`demo-rbm-test.rbm_analytics.response_samples`" in week.sql
+    assert "APPROX_QUANTILES(`seconds`, 100)[OFFSET(90)]" in week.sql
+    assert "read_to_reply" not in week.sql
+
+
+@pytest.mark.parametrize("dataset", ["bad-name", "a`b", ""])
+def test_dataset_must_be_an_id(dataset: str) -> None:
+    with pytest.raises(ConfigError, match="BQ_DATASET"):
+        build_export_query(Settings(project="demo-rbm-test", bq_dataset=dataset), start=TODAY,
+                           end=TODAY, scale="day", metrics=["sent"], agent=None)  # fmt: skip
+
+
+def test_page_size_follows_the_columns() -> None:
+    assert page_rows(5) == 6000
+    assert page_rows(22) == 1363
+    assert page_rows(1) == 10_000
+    assert page_rows(1000) == 500
