@@ -26,11 +26,12 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import TextIO
 
-from ..timeutil import now_us, today_utc
+from ..timeutil import datetime_to_us, now_us, today_utc
 from . import emulators
 from .cron import Cron, CronError
 from .emulators import ManagedProcess
@@ -355,8 +356,12 @@ class Stack:
         from .simulate import PlanConfig, plan_backfill
 
         users, days = self.config.demo_users, self.config.demo_days
+        # From midnight UTC `days` days ago until now, so every refreshed day is whole.
+        end_us = now_us()
+        first_day = datetime.combine(today_utc() - timedelta(days=days), dt_time(), UTC)
+        span = (end_us - datetime_to_us(first_day)) / 86_400_000_000
         plan = plan_backfill(
-            PlanConfig(agents=DEMO_AGENTS, users=users, days=days, end_us=now_us(), seed=DEMO_SEED)
+            PlanConfig(agents=DEMO_AGENTS, users=users, days=span, end_us=end_us, seed=DEMO_SEED)
         )
         self.say(
             f"Seeding demo traffic: {DEMO_AGENTS} agents, {users} users, {days} days "
