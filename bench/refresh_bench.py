@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from google.api_core import retry as gretry
+from google.cloud import bigquery
 from rbm_analytics import clients, refresh
 from rbm_analytics.config import get_settings
 from rbm_analytics.firestore_writes import Committer, DocWrite
 from rbm_analytics.local import emulators
 from rbm_analytics.records import AgentMessage, Receipt, UserMessage
 from rbm_analytics.refresh_plan import plan
+from rbm_analytics.schemas_bq import ensure_tables
 from rbm_analytics.store import FirestoreStore
 from rbm_analytics.timeutil import datetime_to_us
 
@@ -169,5 +171,138 @@ def morning_runs(history: int, changes: int) -> None:
     )
 
 
+# ---------------------------------------------------------------------------
+# History scaling: the same morning, with and without 8x more mirrored history
+# ---------------------------------------------------------------------------
+MORNING = LAST_DAY + timedelta(days=1)
+# Older history sits before the recomputed dates' 30-day look-back: the
+# recompute of R-8 … R-1 must read its own window whatever happens, so what
+# is measured is that nothing older is read again.
+HISTORY_FIRST_DAY, HISTORY_DAYS = MORNING - timedelta(days=100), 60
+
+
+def _day_traffic(store: FirestoreStore, n: int, rng: random.Random) -> list[DocWrite]:
+    """``n`` agent messages on LAST_DAY with receipts and replies, as Firestore writes."""
+    day = datetime(LAST_DAY.year, LAST_DAY.month, LAST_DAY.day, tzinfo=UTC)
+    writes: list[DocWrite] = []
+    for i in range(n):
+        user = f"user-{rng.randrange(max(1, n // 3)):07d}"
+        agent = f"agent-{i % 5}"
+        at = datetime_to_us(day + timedelta(seconds=rng.uniform(0, 86_000)))
+        mid = f"d{i}"
+        writes.append(store.sent_write(AgentMessage(mid, agent, user, at, "text", None, at)))
+        delivered = at + int(rng.uniform(1, 60) * 1e6)
+        writes.append(
+            store.receipt_write(Receipt(mid, agent, user, "DELIVERED", None, delivered, delivered))
+        )
+        if rng.random() < 0.6:
+            read = delivered + int(rng.uniform(1, 3600) * 1e6)
+            writes.append(store.receipt_write(Receipt(mid, agent, user, "READ", None, read, read)))
+            if rng.random() < 0.3:
+                reply = read + int(rng.uniform(1, 600) * 1e6)
+                msg = UserMessage(f"r{i}", agent, user, "text", None, None, reply, reply)
+                writes.append(store.user_message_write(msg))
+    return writes
+
+
+def _write_parallel(committer: Committer, docs: list[DocWrite], workers: int = 8) -> None:
+    retry = gretry.Retry(timeout=120)
+    chunks = [docs[i : i + 500] for i in range(0, len(docs), 500)]
+    harness.threaded(lambda i: committer.commit(chunks[i], retry, 120), len(chunks), workers)
+
+
+def _mirror_history(dataset: str, messages: int) -> None:
+    """``messages`` older agent messages (and 0.3 replies each) straight into the mirror."""
+    client = clients.bigquery_client()
+    ref = f"{PROJECT}.{dataset}"
+    params = [
+        bigquery.ScalarQueryParameter("n", "INT64", messages),
+        bigquery.ScalarQueryParameter("first", "DATE", HISTORY_FIRST_DAY),
+        bigquery.ScalarQueryParameter("days", "INT64", HISTORY_DAYS),
+    ]
+    config = bigquery.QueryJobConfig(query_parameters=params)
+    client.query(
+        f"""
+        INSERT INTO `{ref}.agent_messages`
+          (message_id, agent_id, user_key, sent_at, sent_date, content_type, traffic_type,
+           delivered_at, read_at, updated_at)
+        SELECT CONCAT('h', CAST(i AS STRING)), CONCAT('agent-', CAST(MOD(i, 5) AS STRING)),
+          CONCAT('user-', CAST(MOD(i, 40000) AS STRING)), t, DATE(t), 'text', NULL,
+          TIMESTAMP_ADD(t, INTERVAL 20 SECOND),
+          IF(MOD(i, 10) < 6, TIMESTAMP_ADD(t, INTERVAL 900 SECOND), NULL), t
+        FROM (
+          SELECT i, TIMESTAMP_ADD(TIMESTAMP(@first),
+                                  INTERVAL CAST(MOD(i * 7919, @days * 86400) AS INT64) SECOND) AS t
+          FROM UNNEST(GENERATE_ARRAY(1, @n)) AS i)
+        """,
+        job_config=config,
+    ).result()
+    client.query(
+        f"""
+        INSERT INTO `{ref}.user_messages`
+          (message_id, agent_id, user_key, event_at, event_date, kind, postback_data, mime_type,
+           updated_at)
+        SELECT CONCAT('hr', CAST(message_id AS STRING)), agent_id, user_key,
+          TIMESTAMP_ADD(read_at, INTERVAL 60 SECOND),
+          DATE(TIMESTAMP_ADD(read_at, INTERVAL 60 SECOND)), 'text', NULL, NULL, updated_at
+        FROM `{ref}.agent_messages`
+        WHERE message_id LIKE 'h%' AND read_at IS NOT NULL
+          AND MOD(FARM_FINGERPRINT(message_id), 2) = 0
+        """
+    ).result()
+
+
+def history_scaling(changes: int, factor: int) -> None:
+    """The morning after a day of ``changes`` agent messages, with and without
+    ``factor`` times as many older messages already mirrored."""
+    rng = random.Random(20260301)
+    saved = dict(os.environ)
+    try:
+        with redirect_stdout(io.StringIO()), tempfile.TemporaryDirectory() as tmp_name:
+            tmp = Path(tmp_name)
+            with harness.firestore(tmp) as fs, _bigquery(tmp) as bq:
+                os.environ.update(
+                    GOOGLE_CLOUD_PROJECT=PROJECT,
+                    FIRESTORE_EMULATOR_HOST=fs.host,
+                    BIGQUERY_EMULATOR_HOST=bq.host,
+                    REFRESH_OVERLAP_SECONDS=str(OVERLAP_S),
+                )
+                clients.reset()
+                store = FirestoreStore(clients.firestore_client(), retention_days=90, deadline_s=60)
+                writes = _day_traffic(store, changes, rng)
+                _write_parallel(Committer(clients.firestore_client()), writes)
+                documents = len({(w.collection, w.doc_id) for w in writes})
+                note(f"the day: {changes} agent messages, {documents} documents changed")
+                results = {}
+                for name, history in (("fresh", 0), ("history", factor * changes)):
+                    # A dataset of its own: its own watermark, so it reads the day's documents.
+                    os.environ["BQ_DATASET"] = f"bench_{name}_{uuid.uuid4().hex[:6]}"
+                    clients.reset()
+                    settings = get_settings()
+                    ensure_tables(clients.bigquery_client(), PROJECT, settings.bq_dataset, "US")
+                    if history:
+                        _mirror_history(settings.bq_dataset, history)
+                    summary, seconds = results[name] = _run(run_date=MORNING)
+                    note(
+                        f"{name}: {history} messages already mirrored, morning run "
+                        f"{seconds:.1f}s, {summary['documents_read']} read"
+                    )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        clients.reset()
+    (fresh, fresh_s), (hist, hist_s) = results["fresh"], results["history"]
+    measurement(
+        "refresh.morning_with_8x_history_s",
+        hist_s,
+        "s",
+        fresh_s,
+        f"<= 1.2 x the same morning without history ({changes} messages that day, "
+        f"{factor * changes} older mirrored); documents read == documents changed",
+        hist_s <= 1.2 * fresh_s and hist["documents_read"] == fresh["documents_read"] == documents,
+    )
+
+
 def run(smoke: bool) -> None:
     morning_runs(300 if smoke else 20000, 30 if smoke else 1000)
+    history_scaling(500 if smoke else 100_000, 8)
