@@ -32,6 +32,7 @@ def test_bench_smoke_prints_every_measurement() -> None:
         "refresh.first_run_documents_per_s",
         "refresh.morning_run_s",
         "refresh.unchanged_run_s",
+        "refresh.morning_with_8x_history_s",
     } <= names
     for m in lines:
         assert set(m) == KEYS, m
