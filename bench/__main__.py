@@ -7,7 +7,11 @@ import importlib
 import os
 import sys
 
-SUITES = {"ingest": "bench.ingest_bench", "refresh": "bench.refresh_bench"}
+SUITES = {
+    "ingest": "bench.ingest_bench",
+    "refresh": "bench.refresh_bench",
+    "export": "bench.export_bench",
+}
 
 
 def main() -> int:

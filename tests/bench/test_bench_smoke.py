@@ -33,6 +33,8 @@ def test_bench_smoke_prints_every_measurement() -> None:
         "refresh.morning_run_s",
         "refresh.unchanged_run_s",
         "refresh.morning_with_8x_history_s",
+        "export.rows_per_s",
+        "export.long_peak_rss_growth_mb",
     } <= names
     for m in lines:
         assert set(m) == KEYS, m
