@@ -11,6 +11,7 @@ SUITES = {
     "ingest": "bench.ingest_bench",
     "refresh": "bench.refresh_bench",
     "export": "bench.export_bench",
+    "stack": "bench.stack_bench",
 }
 
 

@@ -35,6 +35,9 @@ def test_bench_smoke_prints_every_measurement() -> None:
         "refresh.morning_with_8x_history_s",
         "export.rows_per_s",
         "export.long_peak_rss_growth_mb",
+        "stack.startup_s",
+        "stack.simulate_events_per_s",
+        "stack.stop_s",
     } <= names
     for m in lines:
         assert set(m) == KEYS, m
