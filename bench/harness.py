@@ -48,8 +48,10 @@ def measurement(
     meets: bool | None,
     ratio: float | None = None,
 ) -> Measurement:
-    if ratio is None and baseline:
-        ratio = value / baseline
+    if ratio is None and baseline and round(baseline, 3):
+        # From the printed (rounded) numbers, so every line is self-consistent
+        # even when the baseline is small (0.0696 MB prints as 0.07).
+        ratio = round(value, 3) / round(baseline, 3)
     return Measurement(
         name,
         round(value, 3),
