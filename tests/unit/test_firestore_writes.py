@@ -1,0 +1,78 @@
+"""Raw protobuf encoding of Firestore writes: the same messages the client library would build."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from unittest import mock
+
+import pytest
+from google.cloud import firestore
+from google.protobuf import timestamp_pb2
+from rbm_analytics.firestore_writes import Committer, DocWrite, Transform, _value, integer_result
+
+
+@pytest.fixture
+def committer() -> Committer:
+    # No RPC is made: the emulator address only keeps the client off real credentials.
+    with mock.patch.dict(os.environ, {"FIRESTORE_EMULATOR_HOST": "127.0.0.1:9"}):
+        return Committer(firestore.Client(project="demo-unit"))
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 11, 26, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(2000, 2, 29, 12, 0, 0, 1, tzinfo=UTC),
+        datetime(2099, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),
+    ],
+)
+def test_timestamps_encode_exactly_as_the_library_does(at: datetime) -> None:
+    expected = timestamp_pb2.Timestamp()
+    expected.FromDatetime(at)
+    assert _value(at).timestamp_value == expected
+
+
+def test_scalars_and_null() -> None:
+    assert _value("x").string_value == "x"
+    assert _value(2**62).integer_value == 2**62
+    assert _value(None).WhichOneof("value_type") == "null_value"
+    with pytest.raises(TypeError):
+        _value(True)
+
+
+def test_merge_write_names_only_its_fields_and_keeps_transform_order(
+    committer: Committer,
+) -> None:
+    doc = DocWrite(
+        "agent_messages", "m1", fields={"agent_id": "a", "expire_at": datetime.now(UTC)},
+        transforms=(Transform("read_at_us", "minimum", 5), Transform("read_copies", "increment", 1),
+                    Transform("updated_at", "server_time")),
+    )  # fmt: skip
+    pb = committer.encode(doc)
+    assert pb.update.name == "projects/demo-unit/databases/(default)/documents/agent_messages/m1"
+    assert list(pb.update_mask.field_paths) == ["agent_id", "expire_at"]
+    assert not pb.HasField("current_document")
+    assert [t.field_path for t in pb.update_transforms] == [
+        "read_at_us", "read_copies", "updated_at"
+    ]  # fmt: skip
+    assert pb.update_transforms[0].minimum.integer_value == 5
+    assert pb.update_transforms[1].increment.integer_value == 1
+    assert pb.update_transforms[2].set_to_server_value == 1  # REQUEST_TIME
+
+
+def test_create_write_requires_absence_and_replaces_the_whole_document(
+    committer: Committer,
+) -> None:
+    doc = DocWrite("user_messages", "u1", fields={"kind": "text"}, transforms=(), create=True)
+    pb = committer.encode(doc)
+    assert pb.HasField("current_document") and pb.current_document.exists is False
+    assert not pb.HasField("update_mask")
+
+
+def test_integer_result_reads_the_named_transform() -> None:
+    doc = DocWrite("c", "d", fields={}, transforms=(
+        Transform("a", "minimum", 1), Transform("b", "increment", 1)))  # fmt: skip
+    result = mock.Mock(transform_results=[mock.Mock(integer_value=1), mock.Mock(integer_value=3)])
+    assert integer_result(result, doc, "b") == 3
