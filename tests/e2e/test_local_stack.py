@@ -14,10 +14,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -58,6 +62,7 @@ class FirstRun:
     daily_metrics: list[dict[str, Any]]
     daily_postbacks: list[dict[str, Any]]
     export: tuple[int, dict[str, str], bytes]  # GET export: status, headers, CSV
+    cli_export: subprocess.CompletedProcess[bytes]  # rbm-analytics export, local.env
     exit_code: int
     descendants: list[psutil.Process]
     ports: dict[str, int]
@@ -76,6 +81,24 @@ def export_url(serve: ServeProcess, run_date: date, window: int) -> str:
     dates = refreshed_dates(run_date, window)
     query = {"start": dates[0], "end": dates[-1], "metrics": ",".join(EXPORTED), "format": "csv"}
     return serve.url("export") + "/?" + urllib.parse.urlencode(query)
+
+
+def export_with_cli(
+    env_file: Path, run_date: date, window: int
+) -> subprocess.CompletedProcess[bytes]:
+    """``rbm-analytics export`` with the environment the stack's local.env gives."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+    for line in env_file.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env[name] = value
+    dates = refreshed_dates(run_date, window)
+    cli = Path(sys.executable).parent / "rbm-analytics"
+    return subprocess.run(
+        [str(cli), "export", "--start", str(dates[0]), "--end", str(dates[-1]),
+         "--metrics", ",".join(EXPORTED)],
+        env=env, capture_output=True, timeout=300, check=False,
+    )  # fmt: skip
 
 
 def daily_tables(bigquery_port: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -126,10 +149,11 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
         status, _, answer = http("POST", serve.url("scheduler") + "/run", body)
         metrics, postbacks = daily_tables(ports["bigquery"])
         exported = http("GET", export_url(serve, run_date, plan.config.window_days))
+        cli_export = export_with_cli(data_dir / "local.env", run_date, plan.config.window_days)
         code = serve.stop()
         yield FirstRun(
             plan, report, documents, run_date, (status, json.loads(answer)), metrics, postbacks,
-            exported, code, descendants, ports, data_dir, serve.output(),
+            exported, cli_export, code, descendants, ports, data_dir, serve.output(),
         )  # fmt: skip
     finally:
         if serve.proc.poll() is None or alive(descendants):
@@ -208,6 +232,16 @@ def test_the_csv_export_shows_the_ground_truth(first_run: FirstRun) -> None:
             expected = f"{want[part] / want['sent']:.4f}" if want["sent"] else ""
             assert got[rate] == expected, (*where, rate)
     assert sum(int(r[header.index("sent")]) for r in rows) > 0
+
+
+def test_the_cli_pointed_at_the_stack_by_local_env_exports_the_same_csv(
+    first_run: FirstRun,
+) -> None:
+    result = first_run.cli_export
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.replace(b"\r\n", b"\n") == first_run.export[2].replace(b"\r\n", b"\n")
+    # The file lives as long as the stack: after the stop it is gone.
+    assert not (first_run.data_dir / "local.env").exists()
 
 
 def test_sigterm_stops_everything_and_frees_every_port(first_run: FirstRun) -> None:

@@ -116,6 +116,21 @@ class StackConfig:
             "PYTHONUNBUFFERED": "1",
         }
 
+    def cli_env(self) -> dict[str, str]:
+        """What the CLI needs to work on this stack (refresh, export, schedule, simulate)."""
+        env = {k: v for k, v in self.function_env().items() if k != "PYTHONUNBUFFERED"}
+        env.update(
+            CLOUD_SCHEDULER_EMULATOR_HOST=f"127.0.0.1:{self.ports['scheduler']}",
+            RBM_INGEST_URL=self.url("ingest"),
+            RBM_CLIENT_TOKEN=LOCAL_CLIENT_TOKEN,
+            RBM_AGENT_API_KEY=LOCAL_AGENT_KEY,
+        )
+        return env
+
+    @property
+    def env_file(self) -> Path:
+        return self.data_dir / "local.env"
+
 
 def parse_port(raw: str, what: str) -> int:
     try:
@@ -236,6 +251,7 @@ class Stack:
                     f"could not create the BigQuery tables in the emulator: {exc}; "
                     f"see {self.logs / 'bigquery.log'}"
                 ) from exc
+            self._write_env_file()
             if "refresh" in self.functions:
                 self.scheduler = LocalScheduler(
                     Cron.parse(cfg.schedule),
@@ -248,6 +264,14 @@ class Stack:
             self.stop(save=False)
             raise
         self.startup_seconds = time.monotonic() - started
+
+    def _write_env_file(self) -> None:
+        lines = [
+            "# The rbm-analytics CLI against the running local stack:",
+            f"#   set -a; . {self.config.env_file}; set +a",
+            *(f"{k}={v}" for k, v in self.config.cli_env().items()),
+        ]
+        self.config.env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def _function(self, name: str) -> ManagedProcess:
         port = self.config.ports[name]
@@ -301,6 +325,8 @@ class Stack:
     def stop(self, *, save: bool = True) -> None:
         """Stop everything started, newest first; save Firestore's data first."""
         self.stopping.set()
+        # Gone with the stack: a stale file would point the CLI at nothing.
+        self.config.env_file.unlink(missing_ok=True)
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None
@@ -415,6 +441,11 @@ class Stack:
             f"  Firestore        127.0.0.1:{cfg.ports['firestore']}   "
             f"BigQuery  http://127.0.0.1:{cfg.ports['bigquery']}",
             f"  data             {cfg.data_dir}   logs {self.logs}",
+            "",
+            f"The CLI on this stack: set -a; . {cfg.env_file}; set +a   then e.g.",
+            "  rbm-analytics export --scale week --metrics sent,delivered,read,read_rate",
+            "  rbm-analytics refresh --start 2026-01-01 --end 2026-01-31",
+            "  rbm-analytics schedule status",
             "",
             "Try:",
             f"  rbm-analytics simulate --url {ingest} --agents 2 --users 50 --days 3",
