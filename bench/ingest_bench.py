@@ -165,7 +165,9 @@ def throughput(n: int, concurrency: int) -> list[harness.Measurement]:
                 )
             raw_rate = n / raw_s
             note(f"raw Firestore writes: {raw_rate:.0f}/s ({concurrency} clients)")
-            env = harness.base_env(fs.host)
+            # As deployed (infra/functions.tf): gunicorn threads = the function's
+            # request concurrency, here the load's.
+            env = {**harness.base_env(fs.host), "THREADS": str(concurrency)}
             with harness.served("ingest", env, tmp) as fn:
                 harness.http_load(fn.port, webhook_requests(100, 1, "warm"), concurrency)
                 load = harness.http_load(fn.port, webhook_requests(n, 2), concurrency)
@@ -255,7 +257,8 @@ def sentlog_batches(batches: int, concurrency: int) -> harness.Measurement:
             raw_rate = batches * size / raw_s
             note(f"raw WriteBatch commits: {raw_rate:.0f} records/s")
             headers = {"Authorization": f"Bearer {AGENT_KEY}", "Content-Type": "application/json"}
-            with harness.served("ingest", harness.base_env(fs.host), tmp) as fn:
+            env = {**harness.base_env(fs.host), "THREADS": str(concurrency)}
+            with harness.served("ingest", env, tmp) as fn:
                 load = harness.http_load(
                     fn.port, [("/agent-messages", headers, b) for b in bodies], concurrency
                 )

@@ -127,7 +127,10 @@ resource "google_cloudfunctions2_function" "fn" {
     max_instance_count               = each.value.max
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
-    environment_variables            = local.env
+    # functions-framework serves THREADS requests at once (default 4 per vCPU);
+    # match the concurrency Cloud Run sends, so an I/O-bound ingest waiting on
+    # Firestore does not queue requests inside the instance.
+    environment_variables = merge(local.env, { THREADS = tostring(each.value.concurrency) })
 
     dynamic "secret_environment_variables" {
       for_each = local.function_secrets[each.key]

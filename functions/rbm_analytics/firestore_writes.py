@@ -25,11 +25,9 @@ from google.api_core import retry as gretry
 from google.cloud import firestore
 from google.cloud.firestore_v1.types import common, document, write
 from google.cloud.firestore_v1.types import firestore as firestore_types
-from google.protobuf import timestamp_pb2
 
 _Write = write.Write.pb()
 _FieldTransform = write.DocumentTransform.FieldTransform.pb()
-_Document = document.Document.pb()
 _Value = document.Value.pb()
 _Precondition = common.Precondition.pb()
 _CommitRequest = firestore_types.CommitRequest
@@ -59,31 +57,39 @@ class DocWrite:
     create: bool = False
 
 
-def _value(value: FieldValue) -> Any:
+def _set_value(target: Any, value: FieldValue) -> None:
+    """Fill a Value message in place (cheaper than building and copying one)."""
     if value is None:
-        return _Value(null_value=0)
-    if isinstance(value, bool):  # bool is an int: refuse it rather than store 0/1
+        target.null_value = 0
+    elif isinstance(value, bool):  # bool is an int: refuse it rather than store 0/1
         raise TypeError("booleans are not stored")
-    if isinstance(value, int):
-        return _Value(integer_value=value)
-    if isinstance(value, str):
-        return _Value(string_value=value)
-    # Exact integer seconds and nanos; Timestamp.FromDatetime gets the same
-    # through several conversions and costs a few times more per write.
-    delta = value - _EPOCH
-    return _Value(
-        timestamp_value=timestamp_pb2.Timestamp(
-            seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000
-        )
-    )
+    elif isinstance(value, int):
+        target.integer_value = value
+    elif isinstance(value, str):
+        target.string_value = value
+    else:
+        # Exact integer seconds and nanos; Timestamp.FromDatetime gets the same
+        # through several conversions and costs a few times more per write.
+        delta = value - _EPOCH
+        target.timestamp_value.seconds = delta.days * 86_400 + delta.seconds
+        target.timestamp_value.nanos = delta.microseconds * 1000
 
 
-def _transform(t: Transform) -> Any:
+def _value(value: FieldValue) -> Any:
+    out = _Value()
+    _set_value(out, value)
+    return out
+
+
+def _add_transform(pb: Any, t: Transform) -> None:
+    ft = pb.update_transforms.add()
+    ft.field_path = t.field
     if t.op == "server_time":
-        return _FieldTransform(field_path=t.field, set_to_server_value=_REQUEST_TIME)
-    if t.op == "minimum":
-        return _FieldTransform(field_path=t.field, minimum=_Value(integer_value=t.value))
-    return _FieldTransform(field_path=t.field, increment=_Value(integer_value=t.value))
+        ft.set_to_server_value = _REQUEST_TIME
+    elif t.op == "minimum":
+        ft.minimum.integer_value = t.value
+    else:
+        ft.increment.integer_value = t.value
 
 
 class Committer:
@@ -94,12 +100,13 @@ class Committer:
         self._documents = f"{client._database_string}/documents"
 
     def encode(self, doc: DocWrite) -> Any:
-        name = f"{self._documents}/{doc.collection}/{doc.doc_id}"
-        fields = {k: _value(v) for k, v in doc.fields.items()}
-        pb = _Write(
-            update=_Document(name=name, fields=fields),
-            update_transforms=[_transform(t) for t in doc.transforms],
-        )
+        pb = _Write()
+        pb.update.name = f"{self._documents}/{doc.collection}/{doc.doc_id}"
+        fields = pb.update.fields
+        for key, value in doc.fields.items():
+            _set_value(fields[key], value)
+        for t in doc.transforms:
+            _add_transform(pb, t)
         if doc.create:
             pb.current_document.CopyFrom(_Precondition(exists=False))
         else:

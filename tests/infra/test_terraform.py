@@ -174,7 +174,11 @@ def test_sizing_caps_ingest_and_serialises_refresh(tf: hcl.Config) -> None:
 
 def test_env_vars_are_exactly_the_settings_the_code_reads(tf: hcl.Config) -> None:
     svc = tf.resource("google_cloudfunctions2_function", "fn")["service_config"][0]
-    assert svc["environment_variables"] == "${local.env}"
+    # The settings, plus functions-framework's own THREADS (gunicorn threads)
+    # set to the instance's request concurrency.
+    assert svc["environment_variables"] == (
+        "${merge(local.env, {THREADS = tostring(each.value.concurrency)})}"
+    )
     env = tf.locals["env"]
     plain = set(config.ENV_VARS) - set(config.SECRET_ENV_VARS)
     assert set(env) == plain
