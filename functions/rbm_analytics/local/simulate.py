@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+from ..schemas_bq import table_defs
 from ..timeutil import counts_for, format_us, us_to_datetime, utc_date
 
 US = 1_000_000
@@ -73,28 +74,11 @@ EventKind = Literal[
 ]
 Route = Literal["webhook", "agent-messages"]
 
-# daily_metrics count columns, per SPEC §3, in table order.
-COUNT_COLUMNS = (
-    "sent",
-    "delivered",
-    "read",
-    "typing_events",
-    "user_messages",
-    "user_text",
-    "user_files",
-    "user_locations",
-    "suggestion_replies",
-    "suggestion_actions",
-    "reads_with_reply",
-    "agent_responses",
-)
-DURATION_COLUMNS = (
-    "read_to_reply_avg_s",
-    "read_to_reply_p50_s",
-    "agent_response_avg_s",
-    "agent_response_p50_s",
-    "agent_response_p90_s",
-)
+# daily_metrics columns, per SPEC §3, in table order, from the table's schema:
+# the counts (INT64) and the durations (FLOAT64, NULL without a sample).
+_DAILY_FIELDS = table_defs()["daily_metrics"].fields
+COUNT_COLUMNS = tuple(f["name"] for f in _DAILY_FIELDS if f["type"] == "INT64")
+DURATION_COLUMNS = tuple(f["name"] for f in _DAILY_FIELDS if f["type"] == "FLOAT64")
 _KIND_COLUMN = {
     "text": "user_text",
     "file": "user_files",
