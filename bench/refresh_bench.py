@@ -93,55 +93,64 @@ def _run(run_date: date | None = None) -> tuple[dict[str, Any], float]:
     return summary, time.perf_counter() - started
 
 
+@contextmanager
+def _emulated() -> Iterator[None]:
+    """Both emulators, with this process's settings and clients pointing at them.
+
+    The refresh logs JSON lines to stdout; the bench's stdout is for
+    measurements, so the logs are dropped. The environment is restored after.
+    """
+    saved = dict(os.environ)
+    try:
+        with redirect_stdout(io.StringIO()), tempfile.TemporaryDirectory() as tmp_name:
+            tmp = Path(tmp_name)
+            with harness.firestore(tmp) as fs, _bigquery(tmp) as bq:
+                os.environ.update(
+                    GOOGLE_CLOUD_PROJECT=PROJECT,
+                    FIRESTORE_EMULATOR_HOST=fs.host,
+                    BIGQUERY_EMULATOR_HOST=bq.host,
+                    BQ_DATASET=f"bench_{uuid.uuid4().hex[:8]}",
+                    REFRESH_OVERLAP_SECONDS=str(OVERLAP_S),
+                )
+                clients.reset()
+                yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        clients.reset()
+
+
 def _morning_runs(history: int, changes: int, rng: random.Random) -> tuple[Any, ...]:
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        with harness.firestore(tmp) as fs, _bigquery(tmp) as bq:
-            os.environ.update(
-                GOOGLE_CLOUD_PROJECT=PROJECT,
-                FIRESTORE_EMULATOR_HOST=fs.host,
-                BIGQUERY_EMULATOR_HOST=bq.host,
-                BQ_DATASET=f"bench_{uuid.uuid4().hex[:8]}",
-                REFRESH_OVERLAP_SECONDS=str(OVERLAP_S),
-            )
-            clients.reset()
-            committer = Committer(clients.firestore_client())
-            store = FirestoreStore(clients.firestore_client(), retention_days=90, deadline_s=30)
-            sent, after = _traffic(store, history, rng, "h")
-            _write(committer, sent)
-            _write(committer, after)
-            note(f"history: {len(sent) + len(after)} writes")
-            time.sleep(OVERLAP_S + 0.2)
+    with _emulated():
+        committer = Committer(clients.firestore_client())
+        store = FirestoreStore(clients.firestore_client(), retention_days=90, deadline_s=30)
+        sent, after = _traffic(store, history, rng, "h")
+        _write(committer, sent)
+        _write(committer, after)
+        note(f"history: {len(sent) + len(after)} writes")
+        time.sleep(OVERLAP_S + 0.2)
 
-            full, full_s = _run()
-            note(f"first refresh: {full['documents_read']} documents in {full_s:.1f}s")
-            time.sleep(OVERLAP_S + 0.2)
+        full, full_s = _run()
+        note(f"first refresh: {full['documents_read']} documents in {full_s:.1f}s")
+        time.sleep(OVERLAP_S + 0.2)
 
-            new_sent, new_after = _traffic(store, changes, rng, "c")
-            _write(committer, new_sent)
-            _write(committer, new_after)
-            changed_docs = len(new_sent) + sum(1 for d in new_after if d.create)
-            time.sleep(OVERLAP_S + 0.2)
-            morning, morning_s = _run(run_date=LAST_DAY + timedelta(days=1))
-            note(f"morning refresh: {morning['documents_read']} documents in {morning_s:.1f}s")
-            time.sleep(OVERLAP_S + 0.2)
-            idle, idle_s = _run(run_date=LAST_DAY + timedelta(days=1))
-            note(f"unchanged refresh: {idle['documents_read']} documents in {idle_s:.1f}s")
+        new_sent, new_after = _traffic(store, changes, rng, "c")
+        _write(committer, new_sent)
+        _write(committer, new_after)
+        changed_docs = len(new_sent) + sum(1 for d in new_after if d.create)
+        time.sleep(OVERLAP_S + 0.2)
+        morning, morning_s = _run(run_date=LAST_DAY + timedelta(days=1))
+        note(f"morning refresh: {morning['documents_read']} documents in {morning_s:.1f}s")
+        time.sleep(OVERLAP_S + 0.2)
+        idle, idle_s = _run(run_date=LAST_DAY + timedelta(days=1))
+        note(f"unchanged refresh: {idle['documents_read']} documents in {idle_s:.1f}s")
 
     return full, full_s, morning, morning_s, changed_docs, idle, idle_s
 
 
 def morning_runs(history: int, changes: int) -> None:
     rng = random.Random(20260228)
-    saved = dict(os.environ)
-    try:
-        # The refresh logs JSON lines to stdout; the bench's stdout is for measurements.
-        with redirect_stdout(io.StringIO()):
-            results = _morning_runs(history, changes, rng)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        clients.reset()
+    results = _morning_runs(history, changes, rng)
     full, full_s, morning, morning_s, changed_docs, idle, idle_s = results
 
     measurement(
@@ -256,41 +265,26 @@ def history_scaling(changes: int, factor: int) -> None:
     """The morning after a day of ``changes`` agent messages, with and without
     ``factor`` times as many older messages already mirrored."""
     rng = random.Random(20260301)
-    saved = dict(os.environ)
-    try:
-        with redirect_stdout(io.StringIO()), tempfile.TemporaryDirectory() as tmp_name:
-            tmp = Path(tmp_name)
-            with harness.firestore(tmp) as fs, _bigquery(tmp) as bq:
-                os.environ.update(
-                    GOOGLE_CLOUD_PROJECT=PROJECT,
-                    FIRESTORE_EMULATOR_HOST=fs.host,
-                    BIGQUERY_EMULATOR_HOST=bq.host,
-                    REFRESH_OVERLAP_SECONDS=str(OVERLAP_S),
-                )
-                clients.reset()
-                store = FirestoreStore(clients.firestore_client(), retention_days=90, deadline_s=60)
-                writes = _day_traffic(store, changes, rng)
-                _write_parallel(Committer(clients.firestore_client()), writes)
-                documents = len({(w.collection, w.doc_id) for w in writes})
-                note(f"the day: {changes} agent messages, {documents} documents changed")
-                results = {}
-                for name, history in (("fresh", 0), ("history", factor * changes)):
-                    # A dataset of its own: its own watermark, so it reads the day's documents.
-                    os.environ["BQ_DATASET"] = f"bench_{name}_{uuid.uuid4().hex[:6]}"
-                    clients.reset()
-                    settings = get_settings()
-                    ensure_tables(clients.bigquery_client(), PROJECT, settings.bq_dataset, "US")
-                    if history:
-                        _mirror_history(settings.bq_dataset, history)
-                    summary, seconds = results[name] = _run(run_date=MORNING)
-                    note(
-                        f"{name}: {history} messages already mirrored, morning run "
-                        f"{seconds:.1f}s, {summary['documents_read']} read"
-                    )
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        clients.reset()
+    with _emulated():
+        store = FirestoreStore(clients.firestore_client(), retention_days=90, deadline_s=60)
+        writes = _day_traffic(store, changes, rng)
+        _write_parallel(Committer(clients.firestore_client()), writes)
+        documents = len({(w.collection, w.doc_id) for w in writes})
+        note(f"the day: {changes} agent messages, {documents} documents changed")
+        results = {}
+        for name, history in (("fresh", 0), ("history", factor * changes)):
+            # A dataset of its own: its own watermark, so it reads the day's documents.
+            os.environ["BQ_DATASET"] = f"bench_{name}_{uuid.uuid4().hex[:6]}"
+            clients.reset()
+            settings = get_settings()
+            ensure_tables(clients.bigquery_client(), PROJECT, settings.bq_dataset, "US")
+            if history:
+                _mirror_history(settings.bq_dataset, history)
+            summary, seconds = results[name] = _run(run_date=MORNING)
+            note(
+                f"{name}: {history} messages already mirrored, morning run "
+                f"{seconds:.1f}s, {summary['documents_read']} read"
+            )
     (fresh, fresh_s), (hist, hist_s) = results["fresh"], results["history"]
     measurement(
         "refresh.morning_with_8x_history_s",
