@@ -19,11 +19,11 @@ from pathlib import Path
 
 import psutil
 from google.cloud import bigquery
-from rbm_analytics.clients import make_bigquery_client
-from rbm_analytics.config import Settings
-from rbm_analytics.export_sql import METRICS
-from rbm_analytics.local import emulators
-from rbm_analytics.schemas_bq import ensure_tables
+from rbm_analytics.core.clients import make_bigquery_client
+from rbm_analytics.core.config import Settings
+from rbm_analytics.core.tables import ensure_tables
+from rbm_analytics.export.query import METRICS
+from rbm_analytics_dev.local import emulators
 
 from . import harness
 from .harness import PROJECT, measurement, note

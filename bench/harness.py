@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rbm_analytics.local import emulators
+from rbm_analytics_dev.local import emulators
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "demo-rbm-bench"

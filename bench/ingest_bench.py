@@ -21,12 +21,12 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import transforms as fs_transforms
 from google.cloud.firestore_v1.types import firestore as firestore_types
 from google.cloud.firestore_v1.types import write as write_pb
-from rbm_analytics import ingest
-from rbm_analytics.auth import sign
-from rbm_analytics.config import Settings
-from rbm_analytics.firestore_writes import Committer, DocWrite
-from rbm_analytics.http import Request
-from rbm_analytics.store import FirestoreStore
+from rbm_analytics.core.config import Settings
+from rbm_analytics.core.http import Request
+from rbm_analytics.ingest import routes as ingest
+from rbm_analytics.ingest.auth import sign
+from rbm_analytics.ingest.store import FirestoreStore
+from rbm_analytics.ingest.writes import Committer, DocWrite
 
 from . import harness
 from .harness import AGENT_KEY, CLIENT_TOKEN, PHONE_KEY, PROJECT, measurement, note
@@ -242,7 +242,7 @@ def sentlog_batches(batches: int, concurrency: int) -> harness.Measurement:
         with harness.firestore(tmp) as fs:
             bodies = [json.dumps(_agent_batch(b, size)).encode() for b in range(batches)]
             settings = Settings(project=PROJECT, phone_hash_key=PHONE_KEY.encode())
-            from rbm_analytics.rbm import parse_agent_messages
+            from rbm_analytics.ingest.rbm import parse_agent_messages
 
             with mock.patch.dict("os.environ", {"FIRESTORE_EMULATOR_HOST": fs.host}):
                 client = firestore.Client(project=PROJECT)

@@ -24,15 +24,16 @@ from typing import Any
 
 from google.api_core import retry as gretry
 from google.cloud import bigquery
-from rbm_analytics import clients, refresh
-from rbm_analytics.config import get_settings
-from rbm_analytics.firestore_writes import Committer, DocWrite
-from rbm_analytics.local import emulators
-from rbm_analytics.records import AgentMessage, Receipt, UserMessage
-from rbm_analytics.refresh_plan import plan
-from rbm_analytics.schemas_bq import ensure_tables
-from rbm_analytics.store import FirestoreStore
-from rbm_analytics.timeutil import datetime_to_us
+from rbm_analytics.core import clients
+from rbm_analytics.core.config import get_settings
+from rbm_analytics.core.tables import ensure_tables
+from rbm_analytics.core.timeutil import datetime_to_us
+from rbm_analytics.ingest.records import AgentMessage, Receipt, UserMessage
+from rbm_analytics.ingest.store import FirestoreStore
+from rbm_analytics.ingest.writes import Committer, DocWrite
+from rbm_analytics.refresh import routes as refresh
+from rbm_analytics.refresh.plan import plan
+from rbm_analytics_dev.local import emulators
 
 from . import harness
 from .harness import PROJECT, measurement, note

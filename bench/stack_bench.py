@@ -11,11 +11,11 @@ import threading
 import time
 from pathlib import Path
 
-from rbm_analytics.local import emulators
-from rbm_analytics.local.sender import Sender, Target
-from rbm_analytics.local.simulate import PlanConfig, plan_backfill
-from rbm_analytics.local.stack import DEFAULT_PORTS, LOCAL_AGENT_KEY, LOCAL_CLIENT_TOKEN
-from rbm_analytics.timeutil import now_us
+from rbm_analytics.core.timeutil import now_us
+from rbm_analytics_dev.local import emulators
+from rbm_analytics_dev.local.sender import Sender, Target
+from rbm_analytics_dev.local.simulate import PlanConfig, plan_backfill
+from rbm_analytics_dev.local.stack import DEFAULT_PORTS, LOCAL_AGENT_KEY, LOCAL_CLIENT_TOKEN
 
 from .harness import measurement, note
 

@@ -2,7 +2,7 @@
 
 * functions/requirements.txt from pyproject.toml's runtime dependencies
   (Cloud Functions builds from requirements.txt).
-* functions/rbm_analytics/schemas/ from infra/schemas/ (the BigQuery table
+* functions/rbm_analytics/core/schemas/ from infra/schemas/ (the BigQuery table
   schemas: infra/ reads them for Terraform; the deployed functions/ folder
   cannot reach infra/, so it carries a copy).
 
@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENTS = ROOT / "functions" / "requirements.txt"
 SCHEMA_SOURCE = ROOT / "infra" / "schemas"
-SCHEMA_COPY = ROOT / "functions" / "rbm_analytics" / "schemas"
+SCHEMA_COPY = ROOT / "functions" / "rbm_analytics" / "core" / "schemas"
 HEADER = "# Generated from pyproject.toml by scripts/generate.py; do not edit.\n"
 
 

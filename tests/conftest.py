@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rbm_analytics import clients
-from rbm_analytics.local import emulators
+from rbm_analytics.core import clients
+from rbm_analytics_dev.local import emulators
 
 from tests.support import BASE_ENV, PROJECT, REPO_ROOT
 

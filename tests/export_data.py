@@ -11,8 +11,8 @@ from datetime import date
 from typing import Any
 
 from google.cloud import bigquery
-from rbm_analytics.export_sql import METRICS, Kind
-from rbm_analytics.schemas_bq import table_defs
+from rbm_analytics.core.tables import table_defs
+from rbm_analytics.export.query import METRICS, Kind
 
 REFRESHED_AT = "2026-03-01T06:00:00.000000Z"
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rbm_analytics.auth import sign
+from rbm_analytics.ingest.auth import sign
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[1]

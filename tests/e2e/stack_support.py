@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from rbm_analytics.local import emulators
-from rbm_analytics.local.stack import DEFAULT_PORTS, LOCAL_PROJECT
+from rbm_analytics_dev.local import emulators
+from rbm_analytics_dev.local.stack import DEFAULT_PORTS, LOCAL_PROJECT
 
 READY_LINE = "local stack is up"
 

@@ -26,9 +26,10 @@ from typing import Any
 
 import psutil
 import pytest
-from rbm_analytics.local import emulators
-from rbm_analytics.local.sender import Sender, SendReport, Target
-from rbm_analytics.local.simulate import (
+from rbm_analytics.core.timeutil import now_us, utc_date
+from rbm_analytics_dev.local import emulators
+from rbm_analytics_dev.local.sender import Sender, SendReport, Target
+from rbm_analytics_dev.local.simulate import (
     COUNT_COLUMNS,
     DURATION_COLUMNS,
     USER_KINDS,
@@ -37,8 +38,7 @@ from rbm_analytics.local.simulate import (
     agent_ids,
     plan_backfill,
 )
-from rbm_analytics.local.stack import LOCAL_AGENT_KEY, LOCAL_CLIENT_TOKEN, LOCAL_DATASET
-from rbm_analytics.timeutil import now_us, utc_date
+from rbm_analytics_dev.local.stack import LOCAL_AGENT_KEY, LOCAL_CLIENT_TOKEN, LOCAL_DATASET
 
 from tests.e2e.stack_support import (
     ServeProcess,

@@ -17,8 +17,12 @@ from datetime import date
 from typing import Any
 
 import pytest
-from rbm_analytics import config, firestore_queries, refresh_plan, schemas_bq, store, watermark
-from rbm_analytics.firestore_queries import QuerySpec
+from rbm_analytics.core import collections, config
+from rbm_analytics.core import tables as schemas_bq
+from rbm_analytics.refresh import plan as refresh_plan
+from rbm_analytics.refresh import queries as firestore_queries
+from rbm_analytics.refresh import watermark
+from rbm_analytics.refresh.queries import QuerySpec
 
 from tests.infra import hcl
 from tests.support import REPO_ROOT
@@ -488,8 +492,11 @@ def test_firestore_native_database_with_ttl_on_expire_at(tf: hcl.Config) -> None
     assert ttl["field"] == "expire_at"
     assert ttl["ttl_config"] == [{}]
     assert ttl["for_each"] == "${local.collections}"
-    assert set(_literal_set(tf.locals["collections"])) == set(store.COLLECTIONS)
-    assert "expire_at" in (REPO_ROOT / "functions" / "rbm_analytics" / "store.py").read_text()
+    assert set(_literal_set(tf.locals["collections"])) == set(collections.COLLECTIONS)
+    assert (
+        "expire_at"
+        in (REPO_ROOT / "functions" / "rbm_analytics" / "ingest" / "store.py").read_text()
+    )
     # The refresh's watermark must outlive any retention period.
     assert watermark.STATE_COLLECTION not in _literal_set(tf.locals["collections"])
 
@@ -555,7 +562,7 @@ def test_index_exemptions_never_touch_a_queried_field(tf: hcl.Config) -> None:
     exempt = {
         (collection, name) for collection, names in tf.locals["unindexed"].items() for name in names
     }
-    assert set(tf.locals["unindexed"]) <= set(store.COLLECTIONS)
+    assert set(tf.locals["unindexed"]) <= set(collections.COLLECTIONS)
     assert not exempt & queried, exempt & queried
     assert tf.resource("google_firestore_field", "unindexed")["index_config"] == [{}]
 

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
-from rbm_analytics import clients
+from rbm_analytics.core import clients
 
 
 @pytest.fixture

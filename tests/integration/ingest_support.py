@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from google.cloud import firestore
-from rbm_analytics import store
+from rbm_analytics.core import collections
 
 from tests.support import PROJECT, bearer, rbm_sample, rbm_sample_bytes, signed_webhook
 
@@ -54,12 +54,12 @@ def all_documents() -> dict[str, dict[str, dict[str, Any]]]:
     client = db()
     return {
         name: {d.id: d.to_dict() or {} for d in client.collection(name).stream()}
-        for name in store.COLLECTIONS
+        for name in collections.COLLECTIONS
     }
 
 
 def assert_nothing_stored() -> None:
-    assert all_documents() == {name: {} for name in store.COLLECTIONS}
+    assert all_documents() == {name: {} for name in collections.COLLECTIONS}
 
 
 def webhook(client: Any, sample: str | dict[str, Any] | bytes, **headers: str) -> Any:

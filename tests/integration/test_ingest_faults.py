@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rbm_analytics import clients, store
-from rbm_analytics.local import emulators
+from rbm_analytics.core import clients, collections
+from rbm_analytics.ingest import store
+from rbm_analytics_dev.local import emulators
 
 from tests.integration.ingest_support import all_documents
 from tests.support import PROJECT, bearer, rbm_sample, rbm_sample_bytes, signed_webhook
@@ -136,5 +137,5 @@ def test_stopped_storage_gives_503_then_resend_lands(ingest_app: Any, own_firest
 
     # Back on the same address, empty: nothing was acknowledged, so nothing is missing.
     own_firestore.start()
-    assert all_documents() == {name: {} for name in store.COLLECTIONS}
+    assert all_documents() == {name: {} for name in collections.COLLECTIONS}
     _assert_everything_stored(_resend_until_landed(client))

@@ -15,7 +15,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
-from rbm_analytics.auth import sign
+from rbm_analytics.ingest.auth import sign
 
 from tests.integration.ingest_support import AGENT_SAMPLES, WEBHOOK_SAMPLES, all_documents
 from tests.support import AGENT_KEY, CLIENT_TOKEN, envelope, rbm_sample

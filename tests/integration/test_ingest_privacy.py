@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from rbm_analytics import store
+from rbm_analytics.ingest import store
 
 from tests.integration.ingest_support import (
     AGENT_SAMPLES,

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
-from rbm_analytics import store
-from rbm_analytics.local import emulators
-from rbm_analytics.timeutil import format_us
+from rbm_analytics.core.timeutil import format_us
+from rbm_analytics.ingest import store
+from rbm_analytics_dev.local import emulators
 
 from tests.integration.ingest_support import all_documents
 from tests.support import PROJECT, bearer, signed_webhook
@@ -191,7 +191,7 @@ def _content(docs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
 
 def _expected_times(sc: Scenario) -> dict[str, dict[str, int]]:
     """The agent_messages times a correct store keeps: each kind's earliest."""
-    from rbm_analytics.timeutil import parse_rfc3339_us
+    from rbm_analytics.core.timeutil import parse_rfc3339_us
 
     out: dict[str, dict[str, int]] = {}
     for send in sc.sends:

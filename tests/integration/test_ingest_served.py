@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from rbm_analytics.local import emulators
+from rbm_analytics_dev.local import emulators
 
 from tests.support import BASE_ENV, PROJECT, REPO_ROOT, bearer, rbm_sample, rbm_sample_bytes
 from tests.support import signed_webhook as _signed

@@ -11,8 +11,9 @@ import json
 from typing import Any
 
 import pytest
-from rbm_analytics import clients, store
-from rbm_analytics.local import emulators
+from rbm_analytics.core import clients
+from rbm_analytics.ingest import store
+from rbm_analytics_dev.local import emulators
 
 from tests.integration.ingest_support import (
     WEBHOOK_SAMPLES,

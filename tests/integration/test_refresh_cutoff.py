@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from rbm_analytics.timeutil import cutoff
+from rbm_analytics.core.timeutil import cutoff
 
 from tests.integration.refresh_support import (
     Traffic,

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
-from rbm_analytics import cli, clients
-from rbm_analytics.warehouse import Warehouse
+from rbm_analytics.core import clients
+from rbm_analytics.refresh.warehouse import Warehouse
+from rbm_analytics_dev import cli
 
 from tests.integration import scenario
 from tests.integration.metrics_reference import expected

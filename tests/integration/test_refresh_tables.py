@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from google.api_core import exceptions as gexc
-from rbm_analytics import clients
-from rbm_analytics.schemas_bq import ALL_TABLES, ensure_tables
+from rbm_analytics.core import clients
+from rbm_analytics.core.tables import ALL_TABLES, ensure_tables
 
 from tests.support import PROJECT
 

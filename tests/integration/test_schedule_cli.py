@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from rbm_analytics import cli, scheduler
+from rbm_analytics_dev import cli
+from rbm_analytics_dev import cloud_scheduler as scheduler
 
 from tests.infra import hcl
 from tests.support import PROJECT

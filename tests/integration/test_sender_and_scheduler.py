@@ -13,12 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from rbm_analytics.auth import verify_signature
-from rbm_analytics.local import emulators
-from rbm_analytics.local.cron import Cron
-from rbm_analytics.local.scheduler import LocalScheduler
-from rbm_analytics.local.sender import Progress, Sender, SendError, Target, preflight
-from rbm_analytics.local.simulate import PlanConfig, plan_backfill
+from rbm_analytics.ingest.auth import verify_signature
+from rbm_analytics_dev.local import emulators
+from rbm_analytics_dev.local.cron import Cron
+from rbm_analytics_dev.local.scheduler import LocalScheduler
+from rbm_analytics_dev.local.sender import Progress, Sender, SendError, Target, preflight
+from rbm_analytics_dev.local.simulate import PlanConfig, plan_backfill
 
 from tests.support import AGENT_KEY, CLIENT_TOKEN
 
@@ -256,7 +256,7 @@ def test_scheduler_reports_an_unreachable_refresh() -> None:
 def test_live_traffic_is_sent_when_due_and_its_truth_is_what_was_sent(
     recorder_factory: Any, tmp_path: Any
 ) -> None:
-    from rbm_analytics.cli import main
+    from rbm_analytics_dev.cli import main
 
     server = recorder_factory(ingest_like())
     truth_file = tmp_path / "truth.json"
@@ -293,7 +293,7 @@ def test_the_schedule_command_drives_the_local_scheduler(
     recorder_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``rbm-analytics schedule`` talks Cloud Scheduler v1 REST; locally, to this stand-in."""
-    from rbm_analytics.cli import main
+    from rbm_analytics_dev.cli import main
 
     refresh = recorder_factory(lambda path, body, headers: (503, b'{"error": "BigQuery down"}'))
     sched = LocalScheduler(

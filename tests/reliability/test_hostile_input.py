@@ -17,9 +17,9 @@ import pytest
 from google.cloud import bigquery, firestore
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rbm_analytics import clients
-from rbm_analytics.local import emulators
-from rbm_analytics.schemas_bq import ALL_TABLES, ensure_tables
+from rbm_analytics.core import clients
+from rbm_analytics.core.tables import ALL_TABLES, ensure_tables
+from rbm_analytics_dev.local import emulators
 
 from tests.support import PROJECT, REPO_ROOT, bearer, signed_webhook
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from google.cloud import bigquery
-from rbm_analytics.clients import make_bigquery_client
-from rbm_analytics.config import Settings
-from rbm_analytics.local.sender import agent_messages_request, webhook_request
-from rbm_analytics.local.simulate import COUNT_COLUMNS, PlanConfig, plan_backfill
-from rbm_analytics.timeutil import datetime_to_us
+from rbm_analytics.core.clients import make_bigquery_client
+from rbm_analytics.core.config import Settings
+from rbm_analytics.core.timeutil import datetime_to_us
+from rbm_analytics_dev.local.sender import agent_messages_request, webhook_request
+from rbm_analytics_dev.local.simulate import COUNT_COLUMNS, PlanConfig, plan_backfill
 
 from bench import harness
 

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from google.cloud import firestore
-from rbm_analytics.auth import sign
+from rbm_analytics.ingest.auth import sign
 
 from bench import harness
 

@@ -8,8 +8,8 @@ import hmac
 import json
 
 import pytest
-from rbm_analytics import auth
-from rbm_analytics.errors import ConfigError, Unauthorized
+from rbm_analytics.core.errors import ConfigError, Unauthorized
+from rbm_analytics.ingest import auth
 
 from tests.support import CLIENT_TOKEN, FIXTURES, OTHER_CLIENT_TOKEN, rbm_sample_bytes
 

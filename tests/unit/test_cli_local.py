@@ -8,8 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from rbm_analytics.cli import COMMANDS, main
-from rbm_analytics.local import emulators
+from rbm_analytics_dev.cli import COMMANDS, main
+from rbm_analytics_dev.local import emulators
 
 
 @pytest.mark.parametrize("command", ["serve", "simulate"])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from rbm_analytics.config import DEFAULT_MAX_BODY_BYTES, ENV_VARS, Settings
-from rbm_analytics.errors import ConfigError
+from rbm_analytics.core.config import DEFAULT_MAX_BODY_BYTES, ENV_VARS, Settings
+from rbm_analytics.core.errors import ConfigError
 
 
 def test_defaults() -> None:

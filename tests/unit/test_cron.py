@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from rbm_analytics.local.cron import Cron, CronError
+from rbm_analytics_dev.local.cron import Cron, CronError
 
 
 def at(text: str) -> datetime:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from rbm_analytics.config import Settings
-from rbm_analytics.errors import BadRequest, ConfigError
-from rbm_analytics.export import page_rows
-from rbm_analytics.export_params import parse_export_params
-from rbm_analytics.export_sql import METRICS, build_export_query
+from rbm_analytics.core.config import Settings
+from rbm_analytics.core.errors import BadRequest, ConfigError
+from rbm_analytics.export.params import parse_export_params
+from rbm_analytics.export.query import METRICS, build_export_query
+from rbm_analytics.export.routes import page_rows
 
 TODAY = date(2026, 3, 1)
 SETTINGS = Settings(project="demo-rbm-test", bq_dataset="rbm_analytics")

@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 from google.cloud import firestore
 from google.protobuf import timestamp_pb2
-from rbm_analytics.firestore_writes import Committer, DocWrite, Transform, _value, integer_result
+from rbm_analytics.ingest.writes import Committer, DocWrite, Transform, _value, integer_result
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import io
 import json
 
 import pytest
-from rbm_analytics.errors import BadRequest, MethodNotAllowed, PayloadTooLarge
-from rbm_analytics.http import Request, error_response, read_body
+from rbm_analytics.core.errors import BadRequest, MethodNotAllowed, PayloadTooLarge
+from rbm_analytics.core.http import Request, error_response, read_body
 
 
 class CountingStream(io.BytesIO):

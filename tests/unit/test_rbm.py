@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from rbm_analytics import rbm
-from rbm_analytics.errors import BadRequest
-from rbm_analytics.records import AgentMessage, Receipt, UserEvent, UserMessage
+from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.ingest import rbm
+from rbm_analytics.ingest.records import AgentMessage, Receipt, UserEvent, UserMessage
 
 from tests.support import FIXTURES, PHONE_KEY, rbm_sample, rbm_sample_bytes
 

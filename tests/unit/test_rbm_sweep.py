@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rbm_analytics import rbm
-from rbm_analytics.errors import BadRequest
+from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.ingest import rbm
 
 from tests.support import FIXTURES, PHONE_KEY, rbm_sample
 

@@ -7,9 +7,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from rbm_analytics.errors import BadRequest
-from rbm_analytics.refresh_plan import plan, plan_from_body
-from rbm_analytics.timeutil import today_utc
+from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.timeutil import today_utc
+from rbm_analytics.refresh.plan import plan, plan_from_body
 
 from tests.support import REPO_ROOT
 

@@ -6,13 +6,15 @@ import re
 from importlib import resources
 
 import pytest
-from rbm_analytics import warehouse
-from rbm_analytics.schemas_bq import table_defs
+from rbm_analytics.core.tables import table_defs
+from rbm_analytics.refresh import warehouse
 
 SQL_FILES = sorted(
-    p.name for p in resources.files("rbm_analytics").joinpath("sql").iterdir()
+    p.name
+    for package in warehouse.SQL_PACKAGES
+    for p in resources.files(package).joinpath("sql").iterdir()
     if p.name.endswith(".sql")
-)  # fmt: skip
+)
 
 
 def test_every_mirror_table_has_its_merge() -> None:
@@ -22,7 +24,7 @@ def test_every_mirror_table_has_its_merge() -> None:
 
 @pytest.mark.parametrize("name", SQL_FILES)
 def test_only_identifiers_are_templated(name: str) -> None:
-    text = resources.files("rbm_analytics").joinpath("sql", name).read_text()
+    text = warehouse._sql_text(name)
     placeholders = set(re.findall(r"\$\{(\w+)\}", text))
     assert placeholders <= {"dataset", "staging"}
     rendered = warehouse.sql(name, "proj.ds", staging="_staging_x")

@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cache
 
 import pytest
-from rbm_analytics import rbm
-from rbm_analytics.local import simulate as sim
-from rbm_analytics.local.simulate import Event, PlanConfig, compute_truth, plan_backfill
-from rbm_analytics.timeutil import counts_for, datetime_to_us, us_to_datetime, utc_date
+from rbm_analytics.core.timeutil import counts_for, datetime_to_us, us_to_datetime, utc_date
+from rbm_analytics.ingest import rbm
+from rbm_analytics_dev.local import simulate as sim
+from rbm_analytics_dev.local.simulate import Event, PlanConfig, compute_truth, plan_backfill
 
 SEED = 20260101
 END = datetime_to_us(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from rbm_analytics import timeutil
-from rbm_analytics.errors import BadRequest
+from rbm_analytics.core import timeutil
+from rbm_analytics.core.errors import BadRequest
 
 JAN1_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from google.cloud import bigquery
-from rbm_analytics import clients
-from rbm_analytics.schemas_bq import table_defs
+from rbm_analytics.core import clients
+from rbm_analytics.core.tables import table_defs
 
 from tests.export_data import Warehouse
 from tests.support import PROJECT, REPO_ROOT

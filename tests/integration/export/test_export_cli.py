@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rbm_analytics import cli
+from rbm_analytics_dev import cli
 
 from tests.export_data import Warehouse, daily
 

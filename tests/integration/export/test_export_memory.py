@@ -15,7 +15,7 @@ import subprocess
 import sys
 from typing import Any
 
-from rbm_analytics.export_sql import METRICS
+from rbm_analytics.export.query import METRICS
 
 from tests.export_data import Warehouse
 from tests.support import REPO_ROOT

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from rbm_analytics.local.emulators import ManagedProcess, free_port
+from rbm_analytics_dev.local.emulators import ManagedProcess, free_port
 
 from tests.export_data import Warehouse, parse_csv
 from tests.support import REPO_ROOT

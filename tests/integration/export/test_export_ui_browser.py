@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from rbm_analytics.local.emulators import free_port
+from rbm_analytics_dev.local.emulators import free_port
 from werkzeug.serving import make_server
 
 from tests.export_data import Warehouse, daily, parse_csv

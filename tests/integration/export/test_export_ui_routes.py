@@ -6,7 +6,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-from rbm_analytics.export_sql import METRICS, Kind
+from rbm_analytics.export.query import METRICS, Kind
 
 from tests.export_data import Warehouse, daily
 

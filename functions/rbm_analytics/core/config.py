@@ -1,0 +1,118 @@
+"""Settings: the one place the environment is read (SPEC §5)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from rbm_analytics.core.errors import ConfigError
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+# Every environment variable the functions read. infra/ sets exactly these
+# (tests compare the two lists), so a renamed setting cannot silently fall
+# back to its default in the cloud.
+ENV_VARS = (
+    "GOOGLE_CLOUD_PROJECT",
+    "FIRESTORE_DATABASE",
+    "BQ_DATASET",
+    "BQ_LOCATION",
+    "RBM_CLIENT_TOKENS",
+    "AGENT_API_KEYS",
+    "PHONE_HASH_KEY",
+    "BACKFILL_DAYS",
+    "RETENTION_DAYS",
+    "MAX_BODY_BYTES",
+    "FIRESTORE_DEADLINE_SECONDS",
+    "REFRESH_OVERLAP_SECONDS",
+)
+SECRET_ENV_VARS = ("RBM_CLIENT_TOKENS", "AGENT_API_KEYS", "PHONE_HASH_KEY")
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment settings, built once per instance from the environment."""
+
+    project: str
+    firestore_database: str = "(default)"
+    bq_dataset: str = "rbm_analytics"
+    bq_location: str = "US"
+    rbm_client_tokens: tuple[str, ...] = ()
+    agent_api_keys: tuple[str, ...] = ()
+    phone_hash_key: bytes = b""
+    backfill_days: int = 8
+    retention_days: int = 90
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Upper bound on one Firestore write, retries included: RBM gets a 503
+    # well inside its own request timeout instead of a hang.
+    firestore_deadline_s: float = 10.0
+    # How far before the previous run's start the next refresh re-reads, to
+    # cover clock skew between this instance and Firestore's commit times.
+    refresh_overlap_s: float = 300.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        project = env.get("GOOGLE_CLOUD_PROJECT", "").strip()
+        if not project:
+            raise ConfigError("GOOGLE_CLOUD_PROJECT is not set")
+        return cls(
+            project=project,
+            firestore_database=env.get("FIRESTORE_DATABASE", "").strip() or "(default)",
+            bq_dataset=env.get("BQ_DATASET", "").strip() or "rbm_analytics",
+            bq_location=env.get("BQ_LOCATION", "").strip() or "US",
+            rbm_client_tokens=_csv(env.get("RBM_CLIENT_TOKENS")),
+            agent_api_keys=_csv(env.get("AGENT_API_KEYS")),
+            phone_hash_key=env.get("PHONE_HASH_KEY", "").encode(),
+            backfill_days=_int(env, "BACKFILL_DAYS", 8),
+            retention_days=_int(env, "RETENTION_DAYS", 90),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            firestore_deadline_s=_float(env, "FIRESTORE_DEADLINE_SECONDS", 10.0),
+            refresh_overlap_s=_float(env, "REFRESH_OVERLAP_SECONDS", 300.0),
+        )
+
+    def require_phone_hash_key(self) -> bytes:
+        """The hashing key; without it nothing may be stored (503, so RBM retries)."""
+        if not self.phone_hash_key:
+            raise ConfigError("PHONE_HASH_KEY is not set")
+        return self.phone_hash_key
+
+
+@cache
+def get_settings() -> Settings:
+    """The instance's settings, read once (tests call ``get_settings.cache_clear()``)."""
+    return Settings.from_env()

@@ -1,0 +1,59 @@
+"""Framework-free request and response values, and the one error handler.
+
+``functions/main.py`` turns Flask requests into ``Request`` and ``Response``
+back into Flask; the core never sees Flask.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from rbm_analytics.core.errors import HttpError, PayloadTooLarge
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        # Flask's headers are case-insensitive already; plain dicts in tests are not.
+        value = self.headers.get(name)
+        if value is None:
+            lower = name.lower()
+            for key, val in self.headers.items():
+                if key.lower() == lower:
+                    return val
+        return value
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes | Iterable[bytes]
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(status, json.dumps(payload).encode(), "application/json", headers or {})
+
+
+def error_response(exc: HttpError) -> Response:
+    return json_response(exc.status, {"error": exc.message}, exc.headers)
+
+
+def read_body(stream: IO[bytes], content_length: int | None, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; a larger body is refused without buffering it."""
+    if content_length is not None and content_length > limit:
+        raise PayloadTooLarge(f"request body is {content_length} bytes; the limit is {limit}")
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+    return data

@@ -1,0 +1,92 @@
+"""BigQuery table definitions, read from the JSON schema files infra/ uses too.
+
+``schemas/*.json`` (a generated copy of ``infra/schemas/``) hold each table's
+columns in BigQuery's JSON schema format; ``schemas/tables.json`` holds the
+partitioning and clustering. Terraform reads the same files, and a test
+compares the two, so the code and the deployed tables cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from google.api_core.exceptions import NotFound
+from google.cloud import bigquery
+
+MIRROR_TABLES = ("agent_messages", "user_messages", "user_events")
+DAILY_TABLES = ("daily_metrics", "daily_postbacks", "response_samples")
+LOG_TABLES = ("refresh_runs",)
+ALL_TABLES = MIRROR_TABLES + DAILY_TABLES + LOG_TABLES
+
+
+@dataclass(frozen=True)
+class TableDef:
+    name: str
+    fields: tuple[dict[str, Any], ...]
+    partition_field: str | None
+    cluster_fields: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(f["name"] for f in self.fields)
+
+    def schema(self) -> list[bigquery.SchemaField]:
+        return [
+            bigquery.SchemaField(
+                f["name"], f["type"], mode=f.get("mode", "NULLABLE"),
+                description=str(f.get("description", "")),
+            )
+            for f in self.fields
+        ]  # fmt: skip
+
+    def table(self, dataset_ref: str) -> bigquery.Table:
+        table = bigquery.Table(f"{dataset_ref}.{self.name}", schema=self.schema())
+        if self.partition_field:
+            table.time_partitioning = bigquery.TimePartitioning(
+                type_=bigquery.TimePartitioningType.DAY, field=self.partition_field
+            )
+        if self.cluster_fields:
+            table.clustering_fields = list(self.cluster_fields)
+        return table
+
+
+def _read(name: str) -> Any:
+    return json.loads(resources.files("rbm_analytics.core").joinpath("schemas", name).read_text())
+
+
+@cache
+def table_defs() -> dict[str, TableDef]:
+    layout = _read("tables.json")
+    return {
+        name: TableDef(
+            name=name,
+            fields=tuple(_read(f"{name}.json")),
+            partition_field=spec["partition_field"],
+            cluster_fields=tuple(spec["cluster_fields"]),
+        )
+        for name, spec in layout.items()
+    }
+
+
+def ensure_tables(client: bigquery.Client, project: str, dataset: str, location: str) -> None:
+    """Create the dataset and every table that does not exist yet (never alters one).
+
+    Looks before it creates: a deployed function holds dataEditor on its
+    dataset only, and creating a dataset that exists is a 403 for it, not the
+    409 ``exists_ok`` tolerates.
+    """
+    path = f"{project}.{dataset}"
+    try:
+        client.get_dataset(path)
+    except NotFound:
+        ds = bigquery.Dataset(path)
+        ds.location = location
+        client.create_dataset(ds, exists_ok=True)
+    existing = {t.table_id for t in client.list_tables(path)}
+    for tdef in table_defs().values():
+        if tdef.name not in existing:
+            client.create_table(tdef.table(path), exists_ok=True)

@@ -1,0 +1,284 @@
+"""The export's SQL: every metric's definition over a period, and the one query.
+
+A period is a day, an ISO week (labelled by its Monday) or a calendar month
+(labelled by its 1st), and only ever covers the days inside [start, end]:
+
+    start = Wed 2026-01-07                      end = Tue 2026-02-03
+            |                                          |
+    week 2026-01-05: Wed..Sun only      week 2026-02-02: Mon..Tue only
+    month 2026-01-01: Jan 7..31         month 2026-02-01: Feb 1..3
+
+The zero-fill happens in SQL (every period x every agent, LEFT JOIN the
+aggregates) and the rows come back ordered by date then agent_id, so Python
+only streams what BigQuery pages out. User input reaches BigQuery as query
+parameters only; identifiers come from the catalog below and from validated
+settings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
+
+from google.cloud import bigquery
+
+from rbm_analytics.core.config import Settings
+from rbm_analytics.core.errors import ConfigError
+
+
+class Kind(Enum):
+    COUNT = "count"  # summed over the period; 0 when nothing happened
+    AVERAGE = "average"  # weighted by its sample count
+    PERCENTILE = "percentile"  # nearest rank over the period's own samples
+    RATE = "rate"  # a ratio of two summed counts, 4 decimals, NULL when sent = 0
+    TIMESTAMP = "timestamp"  # refreshed_at: the newest row's in the period
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: Kind
+    # AVERAGE: the count column that is its number of samples.
+    weight: str | None = None
+    # PERCENTILE: the response_samples.metric value and the percentile.
+    sample: str | None = None
+    percentile: int | None = None
+    # RATE: numerator and denominator count columns.
+    ratio: tuple[str, str] | None = None
+
+
+def _counts(*names: str) -> tuple[Metric, ...]:
+    return tuple(Metric(n, Kind.COUNT) for n in names)
+
+
+# Every daily_metrics column except the keys (date, agent_id), in table
+# order, plus the two rates. The definitions of the daily values themselves
+# live with the refresh SQL; here is how each one combines over a period.
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        *_counts(
+            "sent",
+            "delivered",
+            "read",
+            "typing_events",
+            "user_messages",
+            "user_text",
+            "user_files",
+            "user_locations",
+            "suggestion_replies",
+            "suggestion_actions",
+            "reads_with_reply",
+        ),
+        Metric("read_to_reply_avg_s", Kind.AVERAGE, weight="reads_with_reply"),
+        Metric("read_to_reply_p50_s", Kind.PERCENTILE, sample="read_to_reply", percentile=50),
+        *_counts("agent_responses"),
+        Metric("agent_response_avg_s", Kind.AVERAGE, weight="agent_responses"),
+        Metric("agent_response_p50_s", Kind.PERCENTILE, sample="agent_response", percentile=50),
+        Metric("agent_response_p90_s", Kind.PERCENTILE, sample="agent_response", percentile=90),
+        Metric("refreshed_at", Kind.TIMESTAMP),
+        Metric("delivery_rate", Kind.RATE, ratio=("delivered", "sent")),
+        Metric("read_rate", Kind.RATE, ratio=("read", "sent")),
+    )
+}
+
+DEFAULT_METRICS = ("sent", "delivered", "read")
+SCALES = ("day", "week", "month")
+KEY_COLUMNS = ("date", "agent_id")
+
+# How a date maps to its period's label.
+_PERIOD = {
+    "day": "{d}",
+    "week": "DATE_TRUNC({d}, ISOWEEK)",
+    "month": "DATE_TRUNC({d}, MONTH)",
+}
+
+# BigQuery's naming rules: project ids (optionally with a domain prefix) and
+# dataset ids. Anything else in the settings would end up inside backquotes.
+_PROJECT = re.compile(r"(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
+
+
+def table_ref(settings: Settings, table: str) -> str:
+    """The backquoted ``project.dataset.table`` name; 503 when the settings are not ids."""
+    if not _PROJECT.fullmatch(settings.project):
+        raise ConfigError(f"GOOGLE_CLOUD_PROJECT {settings.project[:64]!r} is not a project id")
+    if not _DATASET.fullmatch(settings.bq_dataset):
+        raise ConfigError(f"BQ_DATASET {settings.bq_dataset[:64]!r} is not a dataset id")
+    return f"`{settings.project}.{settings.bq_dataset}.{table}`"
+
+
+@dataclass(frozen=True)
+class Query:
+    sql: str
+    parameters: tuple[bigquery.ScalarQueryParameter, ...]
+
+    def job_config(self) -> bigquery.QueryJobConfig:
+        return bigquery.QueryJobConfig(query_parameters=list(self.parameters))
+
+
+def _q(column: str) -> str:
+    return f"`{column}`"
+
+
+def _parameters(
+    start: date, end: date, agent: str | None
+) -> tuple[bigquery.ScalarQueryParameter, ...]:
+    params = [
+        bigquery.ScalarQueryParameter("start", "DATE", start),
+        bigquery.ScalarQueryParameter("end", "DATE", end),
+    ]
+    if agent is not None:
+        params.append(bigquery.ScalarQueryParameter("agent", "STRING", agent))
+    return tuple(params)
+
+
+def _aggregate(metric: Metric, scale: str) -> str:
+    """The expression combining one daily_metrics column over a period's rows."""
+    col = _q(metric.name)
+    if metric.kind is Kind.COUNT:
+        return f"SUM({col})"
+    if metric.kind is Kind.TIMESTAMP:
+        return f"MAX({col})"
+    if scale == "day":
+        # One row per (date, agent): the refresh's own value, untouched.
+        return f"MAX({col})"
+    if metric.kind is Kind.AVERAGE:
+        # sum(avg * n) / sum(n) over the days that have samples.
+        assert metric.weight is not None
+        weight = _q(metric.weight)
+        return (
+            f"SAFE_DIVIDE(SUM({col} * {weight}), "
+            f"SUM(IF({col} IS NULL, 0, {weight})))"
+        )  # fmt: skip
+    raise ValueError(f"{metric.name} is not a daily_metrics aggregate")
+
+
+def build_export_query(
+    settings: Settings,
+    *,
+    start: date,
+    end: date,
+    scale: str,
+    metrics: Sequence[str],
+    agent: str | None,
+) -> Query:
+    """One query returning ``date, agent_id, <metrics>`` per (period, agent), zero-filled.
+
+    Rows are ordered by date then agent_id. Without ``agent`` the agents are
+    those with any daily_metrics row in [start, end]; with it, just that one.
+    """
+    if scale not in _PERIOD:
+        raise ValueError(f"unknown scale {scale!r}")
+    chosen = [METRICS[name] for name in metrics]
+    period_of = _PERIOD[scale]
+    daily = table_ref(settings, "daily_metrics")
+    samples = table_ref(settings, "response_samples")
+    agent_filter = " AND `agent_id` = @agent" if agent is not None else ""
+
+    # Columns the aggregate CTE must carry: what was asked plus what rates need.
+    needed: list[Metric] = []
+    for metric in chosen:
+        deps: list[str] = [metric.name]
+        if metric.kind is Kind.RATE:
+            assert metric.ratio is not None
+            deps = list(metric.ratio)
+        elif metric.kind is Kind.PERCENTILE and scale != "day":
+            deps = []
+        for dep in deps:
+            if METRICS[dep] not in needed:
+                needed.append(METRICS[dep])
+
+    ctes = [
+        "periods AS (\n"  # noqa: S608 (catalog identifiers only)
+        f"  SELECT DISTINCT {period_of.format(d='d')} AS period\n"
+        "  FROM UNNEST(GENERATE_DATE_ARRAY(@start, @end)) AS d\n"
+        ")",
+        (
+            "agents AS (SELECT @agent AS agent_id)"
+            if agent is not None
+            else "agents AS (\n"  # noqa: S608 (catalog identifiers only)
+            f"  SELECT DISTINCT `agent_id` FROM {daily}\n"
+            "  WHERE `date` BETWEEN @start AND @end\n"
+            ")"
+        ),
+    ]
+    joins: list[str] = []
+    if needed:
+        columns = ",\n".join(f"    {_aggregate(m, scale)} AS {_q(m.name)}" for m in needed)
+        ctes.append(
+            "totals AS (\n"  # noqa: S608 (catalog identifiers only)
+            f"  SELECT {period_of.format(d='`date`')} AS period, `agent_id`,\n{columns}\n"
+            f"  FROM {daily}\n"
+            f"  WHERE `date` BETWEEN @start AND @end{agent_filter}\n"
+            "  GROUP BY period, `agent_id`\n"
+            ")"
+        )
+        joins.append("totals")
+
+    # Week and month percentiles: nearest rank over the period's own samples
+    # (APPROX_QUANTILES(x, 100)[OFFSET(p)]), never an average of daily values.
+    if scale != "day":
+        by_sample: dict[str, list[Metric]] = {}
+        for metric in chosen:
+            if metric.kind is Kind.PERCENTILE:
+                assert metric.sample is not None
+                by_sample.setdefault(metric.sample, []).append(metric)
+        for sample, pcts in by_sample.items():
+            columns = ",\n".join(
+                f"    APPROX_QUANTILES(`seconds`, 100)[OFFSET({m.percentile})] AS {_q(m.name)}"
+                for m in pcts
+            )
+            ctes.append(
+                f"{sample}_samples AS (\n"  # noqa: S608 (catalog identifiers only)
+                f"  SELECT {period_of.format(d='`date`')} AS period, `agent_id`,\n{columns}\n"
+                f"  FROM {samples}\n"
+                f"  WHERE `date` BETWEEN @start AND @end AND `metric` = '{sample}'{agent_filter}\n"
+                "  GROUP BY period, `agent_id`\n"
+                ")"
+            )
+            joins.append(f"{sample}_samples")
+
+    select = ["periods.period AS `date`", "agents.agent_id AS `agent_id`"]
+    for metric in chosen:
+        name = _q(metric.name)
+        if metric.kind is Kind.COUNT:
+            expr = f"COALESCE(totals.{name}, 0)"
+        elif metric.kind is Kind.RATE:
+            assert metric.ratio is not None
+            num, den = (_q(c) for c in metric.ratio)
+            expr = f"ROUND(SAFE_DIVIDE(totals.{num}, totals.{den}), 4)"
+        elif metric.kind is Kind.PERCENTILE and scale != "day":
+            expr = f"{metric.sample}_samples.{name}"
+        else:
+            expr = f"totals.{name}"
+        select.append(f"{expr} AS {name}")
+
+    join_sql = "".join(
+        f"\nLEFT JOIN {j} ON {j}.period = periods.period AND {j}.agent_id = agents.agent_id"
+        for j in joins
+    )
+    sql = (
+        "WITH "
+        + ",\n".join(ctes)
+        + "\nSELECT\n  "
+        + ",\n  ".join(select)
+        + "\nFROM periods CROSS JOIN agents"
+        + join_sql
+        + "\nORDER BY `date`, `agent_id`"
+    )
+    return Query(sql, _parameters(start, end, agent))
+
+
+def build_agents_query(settings: Settings, *, start: date, end: date) -> Query:
+    """The agents with any daily_metrics row in [start, end], sorted."""
+    daily = table_ref(settings, "daily_metrics")
+    sql = (
+        f"SELECT DISTINCT `agent_id` FROM {daily}\n"  # noqa: S608 (catalog identifiers only)
+        "WHERE `date` BETWEEN @start AND @end\n"
+        "ORDER BY `agent_id`"
+    )
+    return Query(sql, _parameters(start, end, None))

@@ -1,0 +1,313 @@
+"""RBM payload parsing: webhook envelopes and the agent's sent log into records.
+
+Validation happens here, at the edge. Errors name the field that is wrong and
+never echo a phone number, text or URI back (they would end up in logs).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, cast
+
+from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.timeutil import parse_rfc3339_us
+from rbm_analytics.ingest.privacy import user_key
+from rbm_analytics.ingest.records import (
+    AgentMessage,
+    ContentType,
+    Handshake,
+    Receipt,
+    UserEvent,
+    UserMessage,
+    UserMessageKind,
+    WebhookRecord,
+)
+
+# Firestore document ids may not contain "/", be "." or "..", or look like
+# "__x__"; RBM ids are UUIDs or short base64-ish strings, well inside this.
+# Agent ids may carry their "@rbm.goog" domain.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=+@\-]{0,254}")
+_ENUM = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+_MIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+\-]{0,126}/[A-Za-z0-9!#$&^_.+\-]{1,127}")
+_AGENT_MESSAGE_NAME = re.compile(r"phones/([^/]+)/agentMessages/([^/]+)")
+MAX_POSTBACK_CHARS = 2048
+MAX_HANDSHAKE_CHARS = 4096
+MAX_BATCH = 500
+RECEIPT_TYPES = ("DELIVERED", "READ")
+_SUGGESTION_KINDS: dict[str, UserMessageKind] = {
+    "REPLY": "suggestion_reply",
+    "ACTION": "suggestion_action",
+    "UNKNOWN": "suggestion_action",
+}
+
+
+def parse_json(body: bytes, what: str = "request body") -> Any:
+    """Decoded JSON; anything else, including nesting too deep to decode, is a 400."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest(f"{what} is not valid JSON") from None
+    except RecursionError:
+        raise BadRequest(f"{what} is nested too deeply") from None
+
+
+def _object(value: Any, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field} must be a JSON object")
+    return cast(Mapping[str, Any], value)
+
+
+def _id(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _ID.fullmatch(value) or value.startswith("__"):
+        raise BadRequest(
+            f"{field} is missing or not a valid id "
+            "(1-255 characters: letters, digits, _ . : = + @ -)"
+        )
+    return value
+
+
+def _text(value: Any, field: str, limit: int) -> str:
+    """A string that can be stored: bounded, and valid Unicode (JSON lets lone
+    surrogates through; Firestore and the logs cannot encode them)."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{field} must be a string")
+    if len(value) > limit:
+        raise BadRequest(f"{field} is longer than {limit} characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise BadRequest(f"{field} is not valid Unicode") from None
+    return value
+
+
+def _optional_str(value: Any, field: str, limit: int) -> str | None:
+    return None if value is None else _text(value, field, limit)
+
+
+def _enum(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _ENUM.fullmatch(value):
+        raise BadRequest(f"{field} must be an upper-case enum name such as READ")
+    return value
+
+
+# --------------------------------------------------------------------------
+# Webhook
+# --------------------------------------------------------------------------
+def parse_handshake(doc: Any) -> Handshake | None:
+    """The verification request, or None when ``doc`` is not one."""
+    if not isinstance(doc, dict) or "clientToken" not in doc:
+        return None
+    token, secret = doc.get("clientToken"), doc.get("secret")
+    if not isinstance(token, str) or not isinstance(secret, str):
+        raise BadRequest("clientToken and secret must both be strings")
+    return Handshake(
+        client_token=_text(token, "clientToken", MAX_HANDSHAKE_CHARS),
+        secret=_text(secret, "secret", MAX_HANDSHAKE_CHARS),
+    )
+
+
+def envelope_data(doc: Any) -> bytes:
+    """The decoded ``message.data`` bytes of a Pub/Sub-style envelope."""
+    envelope = _object(doc, "request body")
+    message = _object(envelope.get("message"), "message")
+    data = message.get("data")
+    if not isinstance(data, str) or not data:
+        raise BadRequest("message.data is missing or not a base64 string")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("message.data is not valid base64") from None
+
+
+def is_agent_launch_event(envelope: Any, data: bytes) -> bool:
+    """An AgentLaunchEvent (launch state changes, sent to partner-level webhooks).
+
+    RBM marks them with ``message.attributes.type = agent_launch_event``; the
+    payload itself has launch states and no eventType. They carry nothing this
+    project counts, and a non-200 would make RBM redeliver them for days.
+    """
+    message = envelope.get("message") if isinstance(envelope, dict) else None
+    attributes = message.get("attributes") if isinstance(message, dict) else None
+    if isinstance(attributes, dict) and attributes.get("type") == "agent_launch_event":
+        return True
+    if b"newLaunchState" not in data:
+        return False
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and "newLaunchState" in doc and "eventType" not in doc
+
+
+def parse_webhook_payload(data: bytes, *, phone_key: bytes, received_us: int) -> WebhookRecord:
+    """One decoded RBM payload (UserEvent, UserMessage or server event) as a record."""
+    doc = _object(parse_json(data, "message.data"), "message.data")
+    agent_id = _id(doc.get("agentId"), "agentId")
+
+    if "eventType" in doc:
+        event_type = _enum(doc.get("eventType"), "eventType")
+        # Server events name the user as phoneNumber, user events as senderPhoneNumber.
+        phone_field = "phoneNumber" if "phoneNumber" in doc else "senderPhoneNumber"
+        ukey = user_key(doc.get(phone_field), phone_key, field=phone_field)
+        event_us = _event_time(doc, received_us)
+        if event_type in RECEIPT_TYPES:
+            event_id = doc.get("eventId")
+            return Receipt(
+                message_id=_id(doc.get("messageId"), "messageId"),
+                agent_id=agent_id,
+                user_key=ukey,
+                receipt=cast(Any, event_type),
+                event_id=None if event_id is None else _id(event_id, "eventId"),
+                event_us=event_us,
+                received_us=received_us,
+            )
+        message_id = doc.get("messageId")
+        return UserEvent(
+            event_id=_id(doc.get("eventId"), "eventId"),
+            agent_id=agent_id,
+            user_key=ukey,
+            event_type=event_type,
+            message_id=None if message_id is None else _id(message_id, "messageId"),
+            event_us=event_us,
+            received_us=received_us,
+        )
+
+    kind, postback, mime = _user_message_content(doc)
+    # Some documented examples carry eventId instead of messageId.
+    raw_id = doc.get("messageId") if "messageId" in doc else doc.get("eventId")
+    return UserMessage(
+        message_id=_id(raw_id, "messageId"),
+        agent_id=agent_id,
+        user_key=user_key(doc.get("senderPhoneNumber"), phone_key),
+        kind=kind,
+        postback_data=postback,
+        mime_type=mime,
+        event_us=_event_time(doc, received_us),
+        received_us=received_us,
+    )
+
+
+def _event_time(doc: Mapping[str, Any], received_us: int) -> int:
+    """SPEC §1: the payload's sendTime when present, else the time it was received."""
+    if doc.get("sendTime") is None:
+        return received_us
+    return parse_rfc3339_us(doc["sendTime"], "sendTime")
+
+
+def _user_message_content(doc: Mapping[str, Any]) -> tuple[UserMessageKind, str | None, str | None]:
+    present = [k for k in ("text", "userFile", "location", "suggestionResponse") if k in doc]
+    if len(present) != 1:
+        raise BadRequest(
+            "a user message needs exactly one of text, userFile, location, suggestionResponse"
+            if present
+            else "payload is neither a user event (eventType) nor a user message "
+            "(text, userFile, location or suggestionResponse)"
+        )
+    field = present[0]
+    if field == "text":
+        if not isinstance(doc["text"], str):
+            raise BadRequest("text must be a string")
+        return "text", None, None
+    if field == "location":
+        loc = _object(doc["location"], "location")
+        for axis, bound in (("latitude", 90), ("longitude", 180)):
+            value = loc.get(axis)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise BadRequest(f"location.{axis} must be a number")
+            if not -bound <= value <= bound:
+                raise BadRequest(f"location.{axis} is out of range")
+        return "location", None, None
+    if field == "userFile":
+        user_file = _object(doc["userFile"], "userFile")
+        payload = _object(user_file.get("payload"), "userFile.payload")
+        mime = payload.get("mimeType")
+        if not isinstance(mime, str) or not _MIME.fullmatch(mime):
+            raise BadRequest("userFile.payload.mimeType is missing or not a MIME type")
+        return "file", None, mime.lower()
+    response = _object(doc["suggestionResponse"], "suggestionResponse")
+    suggestion_type = response.get("type") or "UNKNOWN"
+    kind = _SUGGESTION_KINDS.get(suggestion_type) if isinstance(suggestion_type, str) else None
+    if kind is None:
+        raise BadRequest("suggestionResponse.type must be REPLY, ACTION or UNKNOWN")
+    postback = _optional_str(
+        response.get("postbackData"), "suggestionResponse.postbackData", MAX_POSTBACK_CHARS
+    )
+    return kind, postback, None
+
+
+# --------------------------------------------------------------------------
+# Agent's sent log
+# --------------------------------------------------------------------------
+def parse_agent_messages(body: Any, *, phone_key: bytes, received_us: int) -> list[AgentMessage]:
+    """A single AgentMessage object or ``{"agentMessages": [...]}`` (1-500 items).
+
+    One invalid item rejects the whole request, naming its index.
+    """
+    doc = _object(body, "request body")
+    if "agentMessages" in doc:
+        items = doc["agentMessages"]
+        if not isinstance(items, list) or not items:
+            raise BadRequest("agentMessages must be a non-empty array")
+        if len(items) > MAX_BATCH:
+            raise BadRequest(f"agentMessages holds {len(items)} items; at most {MAX_BATCH}")
+        out = []
+        for i, item in enumerate(items):
+            try:
+                out.append(_agent_message(item, phone_key, received_us))
+            except BadRequest as exc:
+                raise BadRequest(f"agentMessages[{i}]: {exc.message}") from None
+        return out
+    return [_agent_message(doc, phone_key, received_us)]
+
+
+def _agent_message(item: Any, phone_key: bytes, received_us: int) -> AgentMessage:
+    doc = _object(item, "agent message")
+    agent_id = _id(doc.get("agentId"), "agentId")
+    phone: Any = doc.get("phoneNumber")
+    message_id: Any = doc.get("messageId")
+    phone_field, id_field = "phoneNumber", "messageId"
+    name = doc.get("name")
+    if name is not None:
+        m = _AGENT_MESSAGE_NAME.fullmatch(name) if isinstance(name, str) else None
+        if m is None:
+            raise BadRequest("name must look like phones/{E.164 number}/agentMessages/{messageId}")
+        # Explicit fields win over the ones read from name; errors name the source.
+        if phone is None:
+            phone, phone_field = m.group(1), "name (its phone number)"
+        if message_id is None:
+            message_id, id_field = m.group(2), "name (its messageId)"
+    if message_id is None:
+        raise BadRequest("messageId is missing (give name or messageId)")
+    if phone is None:
+        raise BadRequest("phoneNumber is missing (give name or phoneNumber)")
+    traffic = doc.get("messageTrafficType")
+    return AgentMessage(
+        message_id=_id(message_id, id_field),
+        agent_id=agent_id,
+        user_key=user_key(phone, phone_key, field=phone_field),
+        sent_us=parse_rfc3339_us(doc.get("sendTime"), "sendTime"),
+        content_type=content_type(doc.get("contentMessage")),
+        traffic_type=None if traffic is None else _enum(traffic, "messageTrafficType"),
+        received_us=received_us,
+    )
+
+
+def content_type(content: Any) -> ContentType:
+    """The kind of an AgentContentMessage: text, rich_card, carousel, file or other."""
+    if content is None:
+        return "other"
+    msg = _object(content, "contentMessage")
+    if "text" in msg:
+        return "text"
+    rich = msg.get("richCard")
+    if isinstance(rich, dict):
+        if "carouselCard" in rich:
+            return "carousel"
+        return "rich_card"
+    if "uploadedRbmFile" in msg or "contentInfo" in msg:
+        return "file"
+    return "other"

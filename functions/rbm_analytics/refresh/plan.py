@@ -1,0 +1,95 @@
+"""Which dates a refresh recomputes: the request body, validated (SPEC §3).
+
+    {}                                  run_date = today (UTC)
+    {"run_date": "YYYY-MM-DD"}          R-W … R-1 (W = BACKFILL_DAYS), the 8-day rule
+    {"start": "...", "end": "..."}      an explicit backfill of those dates, inclusive
+
+No date may be after today (UTC). Today itself is allowed as a backfill
+``end``: its numbers are partial until the next morning's run recomputes them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.timeutil import refresh_dates
+
+MAX_RANGE_DAYS = 400
+KEYS = ("run_date", "start", "end")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    """The dates to recompute, inclusive; ``run_date`` is set for a morning-style run."""
+
+    start: date
+    end: date
+    run_date: date | None = None
+
+    @property
+    def dates(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+
+def parse_date(value: object, field: str) -> date:
+    if not isinstance(value, str):
+        raise BadRequest(f"{field} must be a date string YYYY-MM-DD")
+    if not _ISO_DATE.fullmatch(value):
+        raise BadRequest(f"{field} is not a date YYYY-MM-DD: {value[:40]!r}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{field} is not a valid calendar date: {value!r}") from None
+
+
+def plan(
+    *,
+    today: date,
+    window_days: int,
+    run_date: date | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> RefreshPlan:
+    """Validate the dates; raises BadRequest (400) naming the problem."""
+    if run_date is not None and (start is not None or end is not None):
+        raise BadRequest("give either run_date or start and end, not both")
+    if (start is None) != (end is None):
+        raise BadRequest("start and end must be given together")
+    if start is not None and end is not None:
+        if start > end:
+            raise BadRequest(f"start {start} is after end {end}")
+        if end > today:
+            raise BadRequest(f"end {end} is in the future (today is {today} UTC)")
+        days = (end - start).days + 1
+        if days > MAX_RANGE_DAYS:
+            raise BadRequest(f"start..end spans {days} days; the limit is {MAX_RANGE_DAYS}")
+        return RefreshPlan(start, end)
+    run = today if run_date is None else run_date
+    if run > today:
+        raise BadRequest(f"run_date {run} is in the future (today is {today} UTC)")
+    first, last = refresh_dates(run, window_days)
+    return RefreshPlan(first, last, run_date=run)
+
+
+def plan_from_body(body: bytes, *, today: date, window_days: int) -> RefreshPlan:
+    """Parse a refresh request body (empty, or a JSON object with KEYS)."""
+    doc: Any = {}
+    if body.strip():
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("request body must be a JSON object")
+    unknown = sorted(set(doc) - set(KEYS))
+    if unknown:
+        names = ", ".join(repr(k)[:40] for k in unknown[:5])
+        raise BadRequest(f"unknown field(s) {names}; allowed: {', '.join(KEYS)}")
+    dates = {k: parse_date(doc[k], k) for k in KEYS if k in doc}
+    return plan(today=today, window_days=window_days, **dates)

@@ -1,0 +1,38 @@
+"""Every Firestore query the code makes, declared once.
+
+The emulator does not enforce composite indexes, production does. Readers
+build their queries from these specs, and a test checks that infra/ declares
+an index for each spec that needs a composite one, so a query cannot reach
+production without its index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rbm_analytics.core.collections import AGENT_MESSAGES, USER_EVENTS, USER_MESSAGES
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    collection: str
+    equality_fields: tuple[str, ...]
+    range_field: str | None
+    order_by: tuple[str, ...]
+
+    @property
+    def needs_composite_index(self) -> bool:
+        """Single-field queries use Firestore's automatic indexes."""
+        fields = set(self.equality_fields) | set(self.order_by)
+        if self.range_field:
+            fields.add(self.range_field)
+        return len(fields) > 1
+
+
+# The refresh's incremental read: documents changed since the watermark.
+CHANGED_SINCE = tuple(
+    QuerySpec(collection=c, equality_fields=(), range_field="updated_at", order_by=("updated_at",))
+    for c in (AGENT_MESSAGES, USER_MESSAGES, USER_EVENTS)
+)
+
+FIRESTORE_QUERIES: tuple[QuerySpec, ...] = CHANGED_SINCE

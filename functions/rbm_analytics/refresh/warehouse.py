@@ -1,0 +1,189 @@
+"""BigQuery side of the refresh: the raw mirror, the daily tables, the run log.
+
+    changed rows ──load job (NDJSON)──▶ per-run staging table ──MERGE──▶ mirror
+    mirror ──one transaction (DELETE dates; INSERT … SELECT)──▶ daily tables
+
+SQL lives in ``sql/*.sql``. Values travel only as query parameters; the one
+thing formatted into the text is the table path, from validated settings.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from google.cloud import bigquery
+
+from rbm_analytics.core.tables import ensure_tables, table_defs
+from rbm_analytics.refresh.reader import MirrorBatch
+
+# How far back a user message's "previous message" may be (SPEC §3).
+LOOKBACK_DAYS = 30
+# A crashed run's staging table expires by itself.
+STAGING_TTL = timedelta(days=1)
+
+_PROJECT = re.compile(r"[a-z0-9][a-z0-9.:-]{0,127}")
+_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
+
+# Datasets whose tables this instance has created or found already.
+_ENSURED: set[tuple[str, str]] = set()
+
+# Mirror table → its MERGE.
+MERGES = {
+    "agent_messages": "merge_agent_messages.sql",
+    "user_messages": "merge_user_messages.sql",
+    "user_events": "merge_user_events.sql",
+}
+
+
+# The mirror's SQL lives beside the refresh; the daily metrics' beside their catalog.
+SQL_PACKAGES = ("rbm_analytics.refresh", "rbm_analytics.metrics")
+
+
+@cache
+def _sql_text(name: str) -> str:
+    for package in SQL_PACKAGES:
+        path = resources.files(package).joinpath("sql", name)
+        if path.is_file():
+            return path.read_text()
+    raise FileNotFoundError(f"no SQL file {name} in {SQL_PACKAGES}")
+
+
+def sql(name: str, dataset_path: str, **names: str) -> str:
+    """The SQL file ``name`` with ``${dataset}`` (and other identifiers) filled in."""
+    return string.Template(_sql_text(name)).substitute(dataset=dataset_path, **names)
+
+
+@dataclass(frozen=True)
+class DailyCounts:
+    daily_metrics: int
+    daily_postbacks: int
+    response_samples: int
+
+    @property
+    def total(self) -> int:
+        return self.daily_metrics + self.daily_postbacks + self.response_samples
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    first_date: date | None
+    last_date: date | None
+    documents_read: int | None
+    rows_written: int | None
+    status: str
+    error: str | None
+
+
+def _param(name: str, type_: str, value: Any) -> bigquery.ScalarQueryParameter:
+    return bigquery.ScalarQueryParameter(name, type_, value)
+
+
+class Warehouse:
+    """One BigQuery dataset: tables created on first use, then mirror and daily writes."""
+
+    def __init__(self, client: bigquery.Client, project: str, dataset: str, location: str) -> None:
+        if not _PROJECT.fullmatch(project):
+            raise ValueError(f"invalid BigQuery project id {project!r}")
+        if not _DATASET.fullmatch(dataset):
+            raise ValueError(f"invalid BigQuery dataset name {dataset!r}")
+        self._client = client
+        self._project = project
+        self._dataset = dataset
+        self._location = location
+        self.path = f"{project}.{dataset}"
+
+    def ensure(self) -> None:
+        """Create the dataset and missing tables, once per instance."""
+        key = (self._project, self._dataset)
+        if key not in _ENSURED:
+            ensure_tables(self._client, self._project, self._dataset, self._location)
+            _ENSURED.add(key)
+
+    def _query(self, text: str, params: list[bigquery.ScalarQueryParameter]) -> Any:
+        config = bigquery.QueryJobConfig(query_parameters=params)
+        return self._client.query(text, job_config=config).result()
+
+    # -- mirror ---------------------------------------------------------------
+    def upsert_mirror(self, batch: MirrorBatch, run_id: str) -> int:
+        """Load ``batch`` into a staging table, MERGE it into the mirror, drop staging."""
+        if batch.rows == 0 or batch.min_date is None or batch.max_date is None:
+            return 0
+        tdef = table_defs()[batch.table]
+        staging_name = f"_staging_{batch.table}_{run_id}"
+        staging = bigquery.Table(f"{self.path}.{staging_name}", schema=tdef.schema())
+        staging.expires = datetime.now(UTC) + STAGING_TTL
+        self._client.create_table(staging, exists_ok=True)
+        # The load job wants a read-mode file object: reopen the temporary file's descriptor.
+        batch.file.seek(0)
+        try:
+            with open(batch.file.fileno(), "rb", closefd=False) as source:
+                job = self._client.load_table_from_file(
+                    source,
+                    staging,
+                    job_config=bigquery.LoadJobConfig(
+                        source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
+                        schema=tdef.schema(),
+                        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+                    ),
+                )
+                job.result()
+            self._query(
+                sql(MERGES[batch.table], self.path, staging=staging_name),
+                [
+                    _param("min_date", "DATE", batch.min_date),
+                    _param("max_date", "DATE", batch.max_date),
+                ],
+            )
+        finally:
+            self._client.delete_table(staging, not_found_ok=True)
+        return batch.rows
+
+    # -- daily tables -----------------------------------------------------------
+    def replace_daily(
+        self, start: date, end: date, *, window_days: int, refreshed_at: datetime
+    ) -> DailyCounts:
+        """Recompute the daily tables for ``start … end`` in one transaction."""
+        rows = list(
+            self._query(
+                sql("replace_daily.sql", self.path),
+                [
+                    _param("start_date", "DATE", start),
+                    _param("end_date", "DATE", end),
+                    _param("window_days", "INT64", window_days),
+                    _param("lookback_days", "INT64", LOOKBACK_DAYS),
+                    _param("refreshed_at", "TIMESTAMP", refreshed_at),
+                ],
+            )
+        )
+        (row,) = rows
+        return DailyCounts(
+            daily_metrics=int(row["daily_metrics"]),
+            daily_postbacks=int(row["daily_postbacks"]),
+            response_samples=int(row["response_samples"]),
+        )
+
+    # -- run log ----------------------------------------------------------------
+    def record_run(self, run: RunRecord) -> None:
+        self._query(
+            sql("insert_refresh_run.sql", self.path),
+            [
+                _param("run_id", "STRING", run.run_id),
+                _param("started_at", "TIMESTAMP", run.started_at),
+                _param("finished_at", "TIMESTAMP", run.finished_at),
+                _param("first_date", "DATE", run.first_date),
+                _param("last_date", "DATE", run.last_date),
+                _param("documents_read", "INT64", run.documents_read),
+                _param("rows_written", "INT64", run.rows_written),
+                _param("status", "STRING", run.status),
+                _param("error", "STRING", run.error),
+            ],
+        )

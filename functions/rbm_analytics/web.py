@@ -1,0 +1,223 @@
+"""The one request path of all three functions.
+
+Every request, whichever function serves it, goes through ``serve``:
+
+1. route: the path picks a ``Route`` (404 when none does; the path is never
+   echoed, since it could hold anything, a phone number included);
+2. method: 405 with ``Allow`` when the route does not take it;
+3. the route's handler, which raises ``HttpError`` subclasses for what the
+   caller did wrong or what storage could not do;
+4. errors: an ``HttpError`` becomes its status with a JSON ``{"error"}``; any
+   other exception is a bug and becomes a JSON 500 that says nothing of the
+   internals, with the traceback (frames only, never the exception's text,
+   which may quote a payload) in the log line;
+5. headers every response carries (``X-Content-Type-Options: nosniff``);
+6. one structured log line per request, with the status, the latency and, in
+   the cloud, the trace id from ``X-Cloud-Trace-Context``. A streamed body
+   logs its line when the stream ends, with the bytes sent.
+
+Domain modules raise domain errors; only this edge maps them to HTTP.
+``to_flask``/``from_flask`` adapt Flask (what functions-framework hands over)
+to the framework-free ``Request``/``Response`` values the cores use.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from rbm_analytics.core import logs
+from rbm_analytics.core.errors import HttpError, MethodNotAllowed, NotFound
+from rbm_analytics.core.http import Request, Response, error_response, json_response, read_body
+
+if TYPE_CHECKING:
+    import flask
+
+D = TypeVar("D")
+
+# Sent with every response: browsers must not guess a CSV or JSON body into HTML.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff"}
+INTERNAL_ERROR = "internal error; nothing was changed by this request"
+
+
+@dataclass(frozen=True)
+class Route(Generic[D]):
+    """One route: ``path`` exactly (with or without a trailing slash) or, with
+    ``prefix``, every path under it; ``handler`` gets the request, the
+    service's dependencies and the log fields it may add to."""
+
+    name: str
+    methods: tuple[str, ...]
+    handler: Callable[[Request, D, dict[str, Any]], Response]
+    path: str = "/"
+    prefix: bool = False
+
+    def matches(self, path: str) -> bool:
+        if self.prefix:
+            return path == self.path or path.startswith(self.path.rstrip("/") + "/")
+        return (path.rstrip("/") or "/") == (self.path.rstrip("/") or "/")
+
+
+@dataclass(frozen=True)
+class Service(Generic[D]):
+    """A function's routes, and what a 404 tells the caller to use instead."""
+
+    name: str
+    routes: Sequence[Route[D]]
+    usage: str
+
+    def route(self, path: str) -> Route[D] | None:
+        return next((r for r in self.routes if r.matches(path)), None)
+
+
+def serve(
+    service: Service[D],
+    request: Request,
+    deps: Callable[[], D],
+    *,
+    fields: dict[str, Any] | None = None,
+    started: float | None = None,
+) -> Response:
+    """Serve one request through ``service``; see the module docstring.
+
+    ``deps`` is a factory, called only once the route and method are known,
+    so a request that is refused early builds no clients.
+    ``started`` is a ``time.perf_counter()`` value taken when the request
+    arrived, so the logged latency includes reading the body.
+    """
+    started = time.perf_counter() if started is None else started
+    fields = {} if fields is None else fields
+    route = service.route(request.path)
+    fields.setdefault("route", route.name if route else "unknown")
+    trace = _trace(request)
+    if trace:
+        fields["logging.googleapis.com/trace"] = trace
+    try:
+        if route is None:
+            raise NotFound(f"no such route; {service.usage}")
+        if request.method not in route.methods:
+            raise MethodNotAllowed(request.method, route.methods)
+        response = route.handler(request, deps(), fields)
+    except Exception as exc:
+        response = error(exc, fields)
+    return finish(service.name, response, fields, started)
+
+
+def error(exc: BaseException, fields: dict[str, Any]) -> Response:
+    """The response for an exception, with what the log line needs in ``fields``."""
+    if isinstance(exc, HttpError):
+        fields.setdefault("outcome", "rejected" if exc.status < 500 else "failed")
+        fields["error"] = exc.message
+        if exc.__cause__ is not None:
+            fields["cause"] = type(exc.__cause__).__name__
+        return error_response(exc)
+    # A bug, not bad input: where it happened, never what the payload held.
+    fields["outcome"] = "error"
+    fields["exception"] = _where(exc)
+    fields["traceback"] = "".join(traceback.format_tb(exc.__traceback__))[-4000:]
+    return json_response(500, {"error": INTERNAL_ERROR})
+
+
+def finish(name: str, response: Response, fields: dict[str, Any], started: float) -> Response:
+    """Add the common headers; log now, or when a streamed body ends."""
+    response = replace(response, headers={**response.headers, **SECURITY_HEADERS})
+    fields["status"] = response.status
+    if isinstance(response.body, bytes):
+        _log(name, fields, started)
+        return response
+    return replace(response, body=_logged(name, response.body, fields, started))
+
+
+def severity(status: int) -> str:
+    """The Cloud Logging severity of a request that ended with ``status``."""
+    return "INFO" if status < 400 else "ERROR" if status >= 500 else "WARNING"
+
+
+def _log(name: str, fields: dict[str, Any], started: float, level: str | None = None) -> None:
+    fields["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    logs.emit(level or severity(fields["status"]), f"{name} request", **fields)
+
+
+def _logged(
+    name: str, chunks: Iterable[bytes], fields: dict[str, Any], started: float
+) -> Iterator[bytes]:
+    """Pass the chunks on; log one line with the size and duration when the stream ends."""
+    sent = 0
+    fields["outcome"] = "aborted"
+    try:
+        for chunk in chunks:
+            sent += len(chunk)
+            yield chunk
+        fields["outcome"] = "complete"
+    finally:
+        fields["bytes"] = sent
+        _log(name, fields, started, "INFO" if fields["outcome"] == "complete" else "WARNING")
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = frames[-1] if frames else None
+    place = f" at {Path(last.filename).name}:{last.lineno}" if last else ""
+    return f"{type(exc).__name__}{place}"
+
+
+def _trace(request: Request) -> str | None:
+    """Cloud Logging's trace field, so a request's lines group under its trace."""
+    header = request.header("X-Cloud-Trace-Context") or ""
+    trace_id = header.split("/", 1)[0].strip()
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip()
+    if not trace_id or not project or not trace_id.isalnum() or len(trace_id) > 64:
+        return None
+    return f"projects/{project}/traces/{trace_id}"
+
+
+# --- Flask adapter (functions-framework) ------------------------------------
+
+
+def from_flask(request: flask.Request, limit: int) -> Request:
+    """The framework-free request; raises PayloadTooLarge past ``limit`` bytes."""
+    return Request(
+        method=request.method,
+        path=request.path,
+        headers=dict(request.headers.items()),
+        body=read_body(request.stream, request.content_length, limit),
+        query=request.args.to_dict(),
+    )
+
+
+def to_flask(response: Response) -> flask.Response:
+    import flask
+
+    return flask.Response(
+        response.body,
+        status=response.status,
+        content_type=response.content_type,
+        headers=dict(response.headers),
+    )
+
+
+def respond(
+    service: Service[Any],
+    request: flask.Request,
+    handle: Callable[[Request, float], Response],
+) -> flask.Response:
+    """Read the body (bounded by the settings' limit) and hand it to ``handle``.
+
+    Failures before the core runs (settings broken, body too large) take the
+    same path as every other error: a JSON error and one log line.
+    """
+    from rbm_analytics.core.config import get_settings
+
+    started = time.perf_counter()
+    try:
+        req = from_flask(request, get_settings().max_body_bytes)
+    except Exception as exc:
+        route = service.route(request.path)
+        fields: dict[str, Any] = {"route": route.name if route else "unknown"}
+        return to_flask(finish(service.name, error(exc, fields), fields, started))
+    return to_flask(handle(req, started))

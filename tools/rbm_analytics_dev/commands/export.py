@@ -1,0 +1,82 @@
+"""``rbm-analytics export``: the export function's CSV or JSON, from the command line.
+
+Runs the same query and encoding as ``GET /`` of the ``export`` function
+against whatever ``GOOGLE_CLOUD_PROJECT`` / ``BQ_DATASET`` / emulator host the
+environment names, and streams the rows to stdout or a file. A bad option
+exits 2 with the same message the function's 400 carries; a BigQuery failure
+exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from rbm_analytics.core import clients
+from rbm_analytics.core.config import get_settings
+from rbm_analytics.core.timeutil import today_utc
+from rbm_analytics.export.params import parse_export_params
+from rbm_analytics.export.query import METRICS
+from rbm_analytics.export.routes import export_chunks
+
+EPILOG = f"""examples:
+  rbm-analytics export                                   # last 30 days, sent,delivered,read
+  rbm-analytics export --start 2026-01-01 --end 2026-03-31 --scale week \\
+      --metrics sent,read,read_rate --output q1.csv
+  rbm-analytics export --agent acme-agent --format json | jq '.[0]'
+
+metrics: {", ".join(METRICS)}
+"""
+
+_OPTIONS = ("start", "end", "scale", "metrics", "agent", "format")
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "export",
+        help="write daily/weekly/monthly metrics from BigQuery as CSV or JSON",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--start", metavar="YYYY-MM-DD", help="first date (default: end - 29)")
+    parser.add_argument("--end", metavar="YYYY-MM-DD", help="last date (default: yesterday, UTC)")
+    parser.add_argument("--scale", metavar="day|week|month", help="period (default: day)")
+    parser.add_argument(
+        "--metrics",
+        metavar="NAME,...",
+        help="columns after date,agent_id (default: sent,delivered,read)",
+    )
+    parser.add_argument("--agent", metavar="ID", help="one agent (default: every agent with rows)")
+    parser.add_argument("--format", metavar="csv|json", help="output format (default: csv)")
+    parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    query = {name: getattr(args, name) for name in _OPTIONS if getattr(args, name) is not None}
+    # Validation first: a bad option must not create or truncate the output file.
+    params = parse_export_params(query, today_utc())
+    chunks = export_chunks(params, get_settings(), clients.bigquery_client)
+    if args.output is None:
+        _write(chunks, sys.stdout.buffer)
+        return 0
+    target = Path(args.output)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("wb") as out:
+            _write(chunks, out)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    print(f"rbm-analytics export: wrote {target}", file=sys.stderr)
+    return 0
+
+
+def _write(chunks: Any, out: IO[bytes]) -> None:
+    for chunk in chunks:
+        out.write(chunk)
+    out.flush()

@@ -1,0 +1,56 @@
+"""``rbm-analytics refresh``: run the morning refresh or a backfill by hand.
+
+Runs the same code as the ``refresh`` function against whatever
+``GOOGLE_CLOUD_PROJECT`` / ``BQ_DATASET`` / emulator hosts the environment names,
+prints the JSON summary and exits 0; bad dates exit 2, a failed run exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rbm_analytics.core.config import get_settings
+from rbm_analytics.core.timeutil import today_utc
+from rbm_analytics.refresh import routes as refresh_core
+from rbm_analytics.refresh.plan import parse_date, plan
+
+EPILOG = """examples:
+  rbm-analytics refresh                          # like the scheduler: today's run, R-8 … R-1
+  rbm-analytics refresh --run-date 2026-01-10    # recompute 2026-01-02 … 2026-01-09
+  rbm-analytics refresh --start 2025-12-01 --end 2025-12-31   # backfill December
+"""
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "refresh",
+        help="recompute the BigQuery mirror and daily tables",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--run-date", metavar="YYYY-MM-DD", help="recompute the W days before it")
+    parser.add_argument("--start", metavar="YYYY-MM-DD", help="first date of a backfill")
+    parser.add_argument("--end", metavar="YYYY-MM-DD", help="last date of a backfill (inclusive)")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    refresh_plan = plan(
+        today=today_utc(),
+        window_days=settings.backfill_days,
+        run_date=None if args.run_date is None else parse_date(args.run_date, "--run-date"),
+        start=None if args.start is None else parse_date(args.start, "--start"),
+        end=None if args.end is None else parse_date(args.end, "--end"),
+    )
+    try:
+        summary = refresh_core.run(refresh_plan, settings, refresh_core.default_clients())
+    except Exception as exc:
+        print(f"rbm-analytics refresh: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
