@@ -1,12 +1,12 @@
 # The dataset and every table of the contract, built from the same JSON files
-# the code reads (functions/rbm_analytics/schemas_bq.py): schemas/<table>.json
+# the code reads (functions/rbm_analytics/core/tables.py): schemas/<table>.json
 # holds the columns, schemas/tables.json the partitioning, clustering and kind
 # (mirror, daily or log) of each table.
 
 locals {
   tables = jsondecode(file("${path.module}/schemas/tables.json"))
 
-  mirror_partition_expiration_ms = var.mirror_partition_expiration_days * 86400000
+  mirror_partition_expiration_ms = var.mirror_retention_days * 86400000
 }
 
 resource "google_bigquery_dataset" "analytics" {
@@ -36,7 +36,7 @@ resource "google_bigquery_table" "table" {
       type  = "DAY"
       field = time_partitioning.value
       # Only the raw mirror ages out; the daily tables are the history.
-      expiration_ms = each.value.kind == "mirror" && var.mirror_partition_expiration_days > 0 ? local.mirror_partition_expiration_ms : null
+      expiration_ms = each.value.kind == "mirror" && var.mirror_retention_days > 0 ? local.mirror_partition_expiration_ms : null
     }
   }
 }

@@ -1,7 +1,7 @@
 # Firestore (native mode), the TTL policy and index settings.
 #
 # Every query the code makes is declared in
-# functions/rbm_analytics/firestore_queries.py; a test checks that each one
+# functions/rbm_analytics/refresh/queries.py; a test checks that each one
 # needing a composite index has a google_firestore_index below. Today all of
 # them are single-field range queries on updated_at, served by Firestore's
 # automatic single-field index, so none is declared.

@@ -3,18 +3,25 @@
 locals {
   functions_dir = "${path.module}/../functions"
 
-  # The settings every function reads (functions/rbm_analytics/config.py
+  # The settings every function reads (functions/rbm_analytics/core/config.py
   # ENV_VARS); the secret ones come from Secret Manager (secrets.tf).
   env = {
-    GOOGLE_CLOUD_PROJECT       = var.project_id
-    FIRESTORE_DATABASE         = var.firestore_database
-    BQ_DATASET                 = google_bigquery_dataset.analytics.dataset_id
-    BQ_LOCATION                = var.bq_location
-    BACKFILL_DAYS              = tostring(var.backfill_days)
-    RETENTION_DAYS             = tostring(var.retention_days)
-    MAX_BODY_BYTES             = tostring(var.max_body_bytes)
-    FIRESTORE_DEADLINE_SECONDS = tostring(var.firestore_deadline_seconds)
-    REFRESH_OVERLAP_SECONDS    = tostring(var.refresh_overlap_seconds)
+    GOOGLE_CLOUD_PROJECT        = var.project_id
+    FIRESTORE_DATABASE          = var.firestore_database
+    BQ_DATASET                  = google_bigquery_dataset.analytics.dataset_id
+    BQ_LOCATION                 = var.bq_location
+    BACKFILL_DAYS               = tostring(var.backfill_days)
+    RETENTION_DAYS              = tostring(var.retention_days)
+    MAX_BODY_BYTES              = tostring(var.max_body_bytes)
+    FIRESTORE_DEADLINE_SECONDS  = tostring(var.firestore_deadline_seconds)
+    REFRESH_OVERLAP_SECONDS     = tostring(var.refresh_overlap_seconds)
+    FORWARD_URL                 = var.forward_url
+    FORWARD_URLS                = join(",", [for agent, url in var.forward_urls : "${agent}=${url}"])
+    FORWARD_TIMEOUT_SECONDS     = tostring(var.forward_timeout_seconds)
+    MIRROR_RETENTION_DAYS       = tostring(var.mirror_retention_days)
+    REFRESH_CHUNK_DOCUMENTS     = tostring(var.refresh_chunk_documents)
+    REFRESH_TIME_BUDGET_SECONDS = tostring(var.refresh_time_budget_seconds)
+    SHARD_COUNT                 = tostring(var.shard_count)
   }
 
   functions = {

@@ -3,12 +3,12 @@
 #   printf %s "$VALUE" | gcloud secrets versions add NAME --data-file=-
 # (README "Deploy").
 locals {
-  secrets = toset(["RBM_CLIENT_TOKENS", "AGENT_API_KEYS", "PHONE_HASH_KEY"])
+  secrets = toset(["RBM_CLIENT_TOKENS", "AGENT_API_KEYS", "PHONE_HASH_KEY", "PUBSUB_PUSH_TOKENS"])
 
   # Which function reads which secret. Only ingest authenticates callers
   # and hashes phone numbers; refresh and export never see a secret.
   function_secrets = {
-    ingest  = ["RBM_CLIENT_TOKENS", "AGENT_API_KEYS", "PHONE_HASH_KEY"]
+    ingest  = ["RBM_CLIENT_TOKENS", "AGENT_API_KEYS", "PHONE_HASH_KEY", "PUBSUB_PUSH_TOKENS"]
     refresh = []
     export  = []
   }

@@ -76,14 +76,14 @@ variable "bq_location" {
   default     = "US"
 }
 
-variable "mirror_partition_expiration_days" {
+variable "mirror_retention_days" {
   type        = number
-  description = "Days a partition of the raw mirror tables (agent_messages, user_messages, user_events) is kept; 0 keeps them forever. Daily tables never expire."
+  description = "MIRROR_RETENTION_DAYS: days a partition of the raw mirror tables (agent_messages, user_messages, user_events) is kept; 0 keeps them forever. Daily tables never expire."
   default     = 400
 
   validation {
-    condition     = var.mirror_partition_expiration_days == 0 || var.mirror_partition_expiration_days >= 30
-    error_message = "mirror_partition_expiration_days must be 0 (keep forever) or at least 30: the refresh re-reads the last days and a backfill may reach further."
+    condition     = var.mirror_retention_days == 0 || var.mirror_retention_days >= 30
+    error_message = "mirror_retention_days must be 0 (keep forever) or at least 30: the refresh re-reads the last days and a backfill may reach further."
   }
 }
 
@@ -93,7 +93,7 @@ variable "deletion_protection" {
   default     = true
 }
 
-# --- Settings the functions read (functions/rbm_analytics/config.py) --------
+# --- Settings the functions read (functions/rbm_analytics/core/config.py) --------
 
 variable "backfill_days" {
   type        = number
@@ -133,6 +133,42 @@ variable "refresh_overlap_seconds" {
   type        = number
   description = "REFRESH_OVERLAP_SECONDS: how far before the previous run the next refresh re-reads."
   default     = 300
+}
+
+variable "forward_url" {
+  type        = string
+  description = "FORWARD_URL: relay mode. ingest stores each verified webhook request and forwards it, byte for byte with its signature, to this URL (the agent's own bot). Empty: no relay."
+  default     = ""
+}
+
+variable "forward_urls" {
+  type        = map(string)
+  description = "FORWARD_URLS: per-agent relay targets (agentId => URL); agents not listed use forward_url."
+  default     = {}
+}
+
+variable "forward_timeout_seconds" {
+  type        = number
+  description = "FORWARD_TIMEOUT_SECONDS: a relay forward slower than this answers RBM 503, so RBM redelivers."
+  default     = 10
+}
+
+variable "refresh_chunk_documents" {
+  type        = number
+  description = "REFRESH_CHUNK_DOCUMENTS: documents the refresh reads, loads and commits per chunk (bounds its memory)."
+  default     = 20000
+}
+
+variable "refresh_time_budget_seconds" {
+  type        = number
+  description = "REFRESH_TIME_BUDGET_SECONDS: how long a refresh may catch up before it saves its progress and stops (non-200, so the scheduler retries)."
+  default     = 1200
+}
+
+variable "shard_count" {
+  type        = number
+  description = "SHARD_COUNT: shards of the change feed (no index hotspot on the update time; the refresh fans out over them)."
+  default     = 16
 }
 
 # --- Sizing ------------------------------------------------------------------

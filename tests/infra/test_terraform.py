@@ -207,6 +207,12 @@ def test_variable_defaults_equal_the_code_defaults(tf: hcl.Config) -> None:
         "MAX_BODY_BYTES": defaults["max_body_bytes"],
         "FIRESTORE_DEADLINE_SECONDS": defaults["firestore_deadline_s"],
         "REFRESH_OVERLAP_SECONDS": defaults["refresh_overlap_s"],
+        "FORWARD_URL": defaults["forward_url"],
+        "FORWARD_TIMEOUT_SECONDS": defaults["forward_timeout_s"],
+        "MIRROR_RETENTION_DAYS": defaults["mirror_retention_days"],
+        "REFRESH_CHUNK_DOCUMENTS": defaults["refresh_chunk_documents"],
+        "REFRESH_TIME_BUDGET_SECONDS": defaults["refresh_time_budget_s"],
+        "SHARD_COUNT": defaults["shard_count"],
     }
     for name, code_default in expected.items():
         expr = env[name]
@@ -268,7 +274,7 @@ def test_tables_are_built_from_the_shared_schema_files(tf: hcl.Config) -> None:
     assert content["field"] == "${time_partitioning.value}"
     # Partition expiry applies to the mirror tables only.
     assert 'each.value.kind == "mirror"' in content["expiration_ms"]
-    assert "var.mirror_partition_expiration_days" in content["expiration_ms"]
+    assert "var.mirror_retention_days" in content["expiration_ms"]
 
 
 def test_schema_files_equal_the_code_table_definitions() -> None:

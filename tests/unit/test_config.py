@@ -34,6 +34,14 @@ def test_every_setting() -> None:
         "MAX_BODY_BYTES": "2048",
         "FIRESTORE_DEADLINE_SECONDS": "2.5",
         "REFRESH_OVERLAP_SECONDS": "60",
+        "PUBSUB_PUSH_TOKENS": "p1",
+        "FORWARD_URL": " https://bot.example/hook ",
+        "FORWARD_URLS": "a1=https://a1.example/x, a2=https://a2.example/y",
+        "FORWARD_TIMEOUT_SECONDS": "3",
+        "MIRROR_RETENTION_DAYS": "0",
+        "REFRESH_CHUNK_DOCUMENTS": "500",
+        "REFRESH_TIME_BUDGET_SECONDS": "90",
+        "SHARD_COUNT": "4",
     }
     assert set(env) == set(ENV_VARS)
     s = Settings.from_env(env)
@@ -50,6 +58,14 @@ def test_every_setting() -> None:
         max_body_bytes=2048,
         firestore_deadline_s=2.5,
         refresh_overlap_s=60.0,
+        pubsub_push_tokens=("p1",),
+        forward_url="https://bot.example/hook",
+        forward_urls=(("a1", "https://a1.example/x"), ("a2", "https://a2.example/y")),
+        forward_timeout_s=3.0,
+        mirror_retention_days=0,
+        refresh_chunk_documents=500,
+        refresh_time_budget_s=90.0,
+        shard_count=4,
     )
     assert s.require_phone_hash_key() == b"secret"
 
@@ -62,6 +78,8 @@ def test_every_setting() -> None:
         ({"MAX_BODY_BYTES": "1MiB"}, "MAX_BODY_BYTES must be an integer, got '1MiB'"),
         ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES must be at least 1, got 0"),
         ({"BACKFILL_DAYS": "-8"}, "BACKFILL_DAYS must be at least 1, got -8"),
+        ({"FORWARD_URLS": "agent-a"}, "FORWARD_URLS entries must be agentId=url"),
+        ({"MIRROR_RETENTION_DAYS": "-1"}, "MIRROR_RETENTION_DAYS must be at least 0, got -1"),
         ({"RETENTION_DAYS": "9.5"}, "RETENTION_DAYS must be an integer"),
         ({"FIRESTORE_DEADLINE_SECONDS": "soon"}, "FIRESTORE_DEADLINE_SECONDS must be a number"),
         ({"FIRESTORE_DEADLINE_SECONDS": "0"}, "FIRESTORE_DEADLINE_SECONDS must be positive"),

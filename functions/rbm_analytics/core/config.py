@@ -27,8 +27,16 @@ ENV_VARS = (
     "MAX_BODY_BYTES",
     "FIRESTORE_DEADLINE_SECONDS",
     "REFRESH_OVERLAP_SECONDS",
+    "PUBSUB_PUSH_TOKENS",
+    "FORWARD_URL",
+    "FORWARD_URLS",
+    "FORWARD_TIMEOUT_SECONDS",
+    "MIRROR_RETENTION_DAYS",
+    "REFRESH_CHUNK_DOCUMENTS",
+    "REFRESH_TIME_BUDGET_SECONDS",
+    "SHARD_COUNT",
 )
-SECRET_ENV_VARS = ("RBM_CLIENT_TOKENS", "AGENT_API_KEYS", "PHONE_HASH_KEY")
+SECRET_ENV_VARS = ("RBM_CLIENT_TOKENS", "AGENT_API_KEYS", "PHONE_HASH_KEY", "PUBSUB_PUSH_TOKENS")
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -48,6 +56,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _forward_urls(raw: str | None) -> tuple[tuple[str, str], ...]:
+    """``agentId=url,agentId=url``: each agent's own relay target."""
+    pairs = []
+    for entry in _csv(raw):
+        agent, sep, url = entry.partition("=")
+        if not sep or not agent.strip() or not url.strip():
+            raise ConfigError("FORWARD_URLS entries must be agentId=url, separated by commas")
+        pairs.append((agent.strip(), url.strip()))
+    return tuple(pairs)
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -83,6 +102,23 @@ class Settings:
     # How far before the previous run's start the next refresh re-reads, to
     # cover clock skew between this instance and Firestore's commit times.
     refresh_overlap_s: float = 300.0
+    pubsub_push_tokens: tuple[str, ...] = ()
+    # Relay: every verified webhook request is also forwarded to the agent's
+    # own bot (FORWARD_URLS per agent, else FORWARD_URL; empty = no relay).
+    forward_url: str = ""
+    forward_urls: tuple[tuple[str, str], ...] = ()
+    forward_timeout_s: float = 10.0
+    # How long mirror partitions live in BigQuery (0 = forever); a refresh
+    # that would read older partitions is refused.
+    mirror_retention_days: int = 400
+    # Documents the refresh reads, loads and commits per chunk (bounds memory).
+    refresh_chunk_documents: int = 20_000
+    # Seconds a refresh may spend catching up before it saves its progress
+    # and stops (inside the function's timeout, with room for the daily step).
+    refresh_time_budget_s: float = 1200.0
+    # Shards of the change feed: spreads the indexed update time over this
+    # many index ranges (no write hotspot) and lets the refresh fan out.
+    shard_count: int = 16
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +139,14 @@ class Settings:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             firestore_deadline_s=_float(env, "FIRESTORE_DEADLINE_SECONDS", 10.0),
             refresh_overlap_s=_float(env, "REFRESH_OVERLAP_SECONDS", 300.0),
+            pubsub_push_tokens=_csv(env.get("PUBSUB_PUSH_TOKENS")),
+            forward_url=env.get("FORWARD_URL", "").strip(),
+            forward_urls=_forward_urls(env.get("FORWARD_URLS")),
+            forward_timeout_s=_float(env, "FORWARD_TIMEOUT_SECONDS", 10.0),
+            mirror_retention_days=_int(env, "MIRROR_RETENTION_DAYS", 400, minimum=0),
+            refresh_chunk_documents=_int(env, "REFRESH_CHUNK_DOCUMENTS", 20_000),
+            refresh_time_budget_s=_float(env, "REFRESH_TIME_BUDGET_SECONDS", 1200.0),
+            shard_count=_int(env, "SHARD_COUNT", 16),
         )
 
     def require_phone_hash_key(self) -> bytes:
