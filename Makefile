@@ -9,16 +9,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint typecheck unit integration e2e run bench soak deploy destroy \
+.PHONY: help install test lint typecheck unit integration e2e run bench soak deploy destroy lock \
         deploy-secrets .terraform-ready clean clean-data generate browser
 
 help:  ## List the targets
 	@grep -E '^[a-z.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+# Exactly the versions in requirements.lock (the deploy's pins come from the
+# same file), then this project itself without re-resolving anything.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 # The BigQuery emulator lives in its own Python 3.13 virtualenv. DuckDB 2.x
@@ -49,6 +52,15 @@ install: $(VENV)/.installed .venv-bq/.installed .venv-checkov/.installed  ## Cre
 browser: /usr/bin/chromium
 
 generate: $(VENV)/.installed  ## Regenerate functions/requirements.txt and the schema copies
+	$(BIN)/python scripts/generate.py
+
+# pip-tools resolves pyproject.toml's ranges into exact versions; without
+# UPGRADE=1 it keeps every pin that still fits.
+lock: $(VENV)/.installed  ## Re-resolve dependencies into requirements.lock (UPGRADE=1 for newest), then regenerate
+	$(BIN)/pip install -q pip-tools
+	$(BIN)/pip-compile --quiet --strip-extras --extra dev --extra test --no-emit-index-url \
+		--no-emit-find-links $(if $(filter 1,$(UPGRADE)),--upgrade,) -o requirements.lock pyproject.toml
+	$(BIN)/pip install -q -r requirements.lock
 	$(BIN)/python scripts/generate.py
 
 lint: $(VENV)/.installed  ## ruff, mypy (strict on functions/), requirements in sync
