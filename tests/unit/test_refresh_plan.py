@@ -42,6 +42,13 @@ def test_explicit_range_is_inclusive_and_may_end_today() -> None:
     assert p.run_date is None
 
 
+def test_intraday_recomputes_today_alone() -> None:
+    p = _plan({"intraday": True})
+    assert (p.start, p.end, p.run_date, p.intraday) == (TODAY, TODAY, None, True)
+    assert not _plan({"intraday": False}).intraday
+    assert _plan({"intraday": False}).dates == _plan({}).dates
+
+
 def test_a_range_of_exactly_400_days_is_allowed() -> None:
     p = plan(today=TODAY, window_days=8, start=TODAY - timedelta(days=399), end=TODAY)
     assert len(p.dates) == 400
@@ -63,6 +70,10 @@ def test_a_range_of_exactly_400_days_is_allowed() -> None:
         ({"run_date": 20260101}, "run_date must be a date string"),
         ({"end": None, "start": "2026-01-01"}, "end must be a date string"),
         ({"date": "2026-01-01"}, "unknown field(s) 'date'"),
+        ({"intraday": "yes"}, "intraday must be true or false"),
+        ({"intraday": 1}, "intraday must be true or false"),
+        ({"intraday": True, "run_date": "2026-01-05"}, "intraday runs today only"),
+        ({"intraday": True, "start": "2026-01-05", "end": "2026-01-06"}, "today only"),
     ],
 )
 def test_bad_dates_are_rejected_naming_the_problem(body: dict[str, Any], message: str) -> None:

@@ -3,9 +3,12 @@
     {}                                  run_date = today (UTC)
     {"run_date": "YYYY-MM-DD"}          R-W … R-1 (W = BACKFILL_DAYS), the 8-day rule
     {"start": "...", "end": "..."}      an explicit backfill of those dates, inclusive
+    {"intraday": true}                  today (UTC) so far: a partial row, hourly
 
 No date may be after today (UTC). Today itself is allowed as a backfill
 ``end``: its numbers are partial until the next morning's run recomputes them.
+An intraday run is exactly that: today alone, on its own schedule; the next
+morning's run (R-W … R-1) recomputes the day once it has ended.
 """
 
 from __future__ import annotations
@@ -21,16 +24,21 @@ from rbm_analytics.core.timeutil import refresh_dates
 
 MAX_RANGE_DAYS = 400
 KEYS = ("run_date", "start", "end")
+INTRADAY = "intraday"
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
 class RefreshPlan:
-    """The dates to recompute, inclusive; ``run_date`` is set for a morning-style run."""
+    """The dates to recompute, inclusive; ``run_date`` is set for a morning-style run.
+
+    ``intraday`` marks today's partial run (start = end = today).
+    """
 
     start: date
     end: date
     run_date: date | None = None
+    intraday: bool = False
 
     @property
     def dates(self) -> list[date]:
@@ -87,9 +95,16 @@ def plan_from_body(body: bytes, *, today: date, window_days: int) -> RefreshPlan
             raise BadRequest("request body is not valid JSON") from None
     if not isinstance(doc, dict):
         raise BadRequest("request body must be a JSON object")
-    unknown = sorted(set(doc) - set(KEYS))
+    unknown = sorted(set(doc) - {*KEYS, INTRADAY})
     if unknown:
         names = ", ".join(repr(k)[:40] for k in unknown[:5])
-        raise BadRequest(f"unknown field(s) {names}; allowed: {', '.join(KEYS)}")
+        raise BadRequest(f"unknown field(s) {names}; allowed: {', '.join((*KEYS, INTRADAY))}")
+    intraday = doc.get(INTRADAY, False)
+    if not isinstance(intraday, bool):
+        raise BadRequest(f"{INTRADAY} must be true or false")
+    if intraday:
+        if any(k in doc for k in KEYS):
+            raise BadRequest(f"{INTRADAY} runs today only; give no run_date, start or end with it")
+        return RefreshPlan(today, today, intraday=True)
     dates = {k: parse_date(doc[k], k) for k in KEYS if k in doc}
     return plan(today=today, window_days=window_days, **dates)

@@ -126,6 +126,7 @@ def run(plan: RefreshPlan, settings: Settings, clients: Clients) -> dict[str, An
         "status": "succeeded",
         "dates": [d.isoformat() for d in plan.dates],
         "run_date": plan.run_date.isoformat() if plan.run_date else None,
+        "intraday": plan.intraday,
         "documents_read": documents_read,
         "documents_skipped": changes.skipped,
         "mirror_rows": mirror_rows,
@@ -169,14 +170,16 @@ class Deps:
 def handle(
     request: Request, settings: Settings, clients: Clients, *, started: float | None = None
 ) -> Response:
-    """Serve one refresh request (POST; optional JSON body with run_date or start/end)."""
+    """Serve one refresh request (POST; optional JSON body: run_date, start/end or intraday)."""
     return web.serve(SERVICE, request, lambda: Deps(settings, clients), started=started)
 
 
 def _refresh(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
     settings = deps.settings
     plan = plan_from_body(request.body, today=today_utc(), window_days=settings.backfill_days)
-    fields.update(first_date=plan.start.isoformat(), last_date=plan.end.isoformat())
+    fields.update(
+        first_date=plan.start.isoformat(), last_date=plan.end.isoformat(), intraday=plan.intraday
+    )
     try:
         summary = run(plan, settings, deps.clients)
     except HttpError:
