@@ -12,10 +12,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from rbm_analytics.core.errors import BadRequest
-from rbm_analytics.export.query import DEFAULT_METRICS, KEY_COLUMNS, METRICS, SCALES
+from rbm_analytics.export.query import (
+    DEFAULT_METRICS,
+    KEY_COLUMNS,
+    METRICS,
+    SCALES,
+    STATUS_COLUMN,
+)
 
 FORMATS = ("csv", "json")
-EXPORT_PARAMETERS = ("start", "end", "scale", "metrics", "agent", "format")
+FLAGS = ("0", "1")
+EXPORT_PARAMETERS = ("start", "end", "scale", "metrics", "agent", "format", "status")
 RANGE_PARAMETERS = ("start", "end")
 DEFAULT_DAYS = 30  # end - 29 days … end
 # Three years, a leap day included: 2023-01-01 … 2025-12-31 is allowed.
@@ -40,10 +47,12 @@ class ExportParams:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     agent: str | None = None
     format: str = "csv"
+    # status=1: a last column, partial / provisional / final.
+    status: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return KEY_COLUMNS + self.metrics
+        return KEY_COLUMNS + self.metrics + ((STATUS_COLUMN,) if self.status else ())
 
     @property
     def filename(self) -> str:
@@ -154,5 +163,6 @@ def parse_export_params(query: Mapping[str, str], today: date) -> ExportParams:
     fmt = _choice(query, "format", FORMATS, "csv")
     metrics = _metrics(query)
     agent = _agent(query)
+    status = _choice(query, "status", FLAGS, "0") == "1"
     span = parse_range(query, today)
-    return ExportParams(span.start, span.end, scale, metrics, agent, fmt)
+    return ExportParams(span.start, span.end, scale, metrics, agent, fmt, status)

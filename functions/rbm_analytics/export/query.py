@@ -86,6 +86,9 @@ METRICS: dict[str, Metric] = {
 }
 
 DEFAULT_METRICS = ("sent", "delivered", "read")
+# status=1: how far a period's numbers can still move, worst day first.
+STATUS_COLUMN = "status"
+STATUSES = ("final", "provisional", "partial")
 SCALES = ("day", "week", "month")
 KEY_COLUMNS = ("date", "agent_id")
 
@@ -136,6 +139,53 @@ def _parameters(
     return tuple(params)
 
 
+@dataclass(frozen=True)
+class StatusClock:
+    """What ``status`` is judged against: today (UTC) and the backfill window W."""
+
+    today: date
+    window_days: int
+
+    def parameters(self) -> tuple[bigquery.ScalarQueryParameter, ...]:
+        return (
+            bigquery.ScalarQueryParameter("today", "DATE", self.today),
+            bigquery.ScalarQueryParameter("window_days", "INT64", self.window_days),
+        )
+
+
+# A day's status, from when its rows were computed (every row of a date is
+# written by one refresh; the oldest one decides):
+#
+#   refreshed_at <  D+1 00:00        partial      computed while D was running
+#   refreshed_at <  D+W 00:00        provisional  receipts may still count for D
+#   refreshed_at >= D+W 00:00        final        computed after D's cutoff
+#
+# A date without any row says nothing about its refresh; the clock decides:
+# D >= today partial, D > today - W provisional, else final. A week or month
+# takes its worst day (inside [start, end]).
+_DAY_STATUS = """day_status AS (
+  SELECT {period} AS period, MAX(CASE
+    WHEN r.refreshed_at IS NULL THEN
+      IF(d >= @today, 2, IF(d > DATE_SUB(@today, INTERVAL @window_days DAY), 1, 0))
+    WHEN r.refreshed_at < TIMESTAMP(DATE_ADD(d, INTERVAL 1 DAY)) THEN 2
+    WHEN r.refreshed_at < TIMESTAMP(DATE_ADD(d, INTERVAL @window_days DAY)) THEN 1
+    ELSE 0
+  END) AS status_rank
+  FROM UNNEST(GENERATE_DATE_ARRAY(@start, @end)) AS d
+  LEFT JOIN (
+    SELECT `date`, MIN(`refreshed_at`) AS refreshed_at FROM {daily}
+    WHERE `date` BETWEEN @start AND @end
+    GROUP BY `date`
+  ) AS r ON r.`date` = d
+  GROUP BY period
+)"""
+
+
+def _status_expr(rank: str) -> str:
+    whens = " ".join(f"WHEN {i} THEN '{name}'" for i, name in enumerate(STATUSES))
+    return f"CASE {rank} {whens} END"
+
+
 def _aggregate(metric: Metric, scale: str) -> str:
     """The expression combining one daily_metrics column over a period's rows."""
     col = _q(metric.name)
@@ -165,11 +215,13 @@ def build_export_query(
     scale: str,
     metrics: Sequence[str],
     agent: str | None,
+    status: StatusClock | None = None,
 ) -> Query:
     """One query returning ``date, agent_id, <metrics>`` per (period, agent), zero-filled.
 
     Rows are ordered by date then agent_id. Without ``agent`` the agents are
     those with any daily_metrics row in [start, end]; with it, just that one.
+    With ``status``, a last column says partial, provisional or final.
     """
     if scale not in _PERIOD:
         raise ValueError(f"unknown scale {scale!r}")
@@ -261,6 +313,12 @@ def build_export_query(
         f"\nLEFT JOIN {j} ON {j}.period = periods.period AND {j}.agent_id = agents.agent_id"
         for j in joins
     )
+    parameters = _parameters(start, end, agent)
+    if status is not None:
+        ctes.append(_DAY_STATUS.format(period=period_of.format(d="d"), daily=daily))
+        select.append(f"{_status_expr('day_status.status_rank')} AS `{STATUS_COLUMN}`")
+        join_sql += "\nJOIN day_status ON day_status.period = periods.period"
+        parameters += status.parameters()
     sql = (
         "WITH "
         + ",\n".join(ctes)
@@ -270,7 +328,7 @@ def build_export_query(
         + join_sql
         + "\nORDER BY `date`, `agent_id`"
     )
-    return Query(sql, _parameters(start, end, agent))
+    return Query(sql, parameters)
 
 
 def build_agents_query(settings: Settings, *, start: date, end: date) -> Query:

@@ -36,7 +36,12 @@ from rbm_analytics.core.timeutil import today_utc
 from rbm_analytics.export import ui as export_ui
 from rbm_analytics.export.format import Row, csv_chunks, json_chunks
 from rbm_analytics.export.params import ExportParams, parse_agents_params, parse_export_params
-from rbm_analytics.export.query import Query, build_agents_query, build_export_query
+from rbm_analytics.export.query import (
+    Query,
+    StatusClock,
+    build_agents_query,
+    build_export_query,
+)
 
 # Cells (rows x columns) per BigQuery result page. A page is what the
 # function holds at once (two while the next one is fetched), so the page
@@ -109,8 +114,11 @@ def _export(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
         metrics=",".join(params.metrics),
         agent_filter=params.agent is not None,
         format=params.format,
+        status=params.status,
     )
-    chunks = export_chunks(params, deps.settings, deps.client_factory, deps.retry_deadline_s)
+    chunks = export_chunks(
+        params, deps.settings, deps.client_factory, deps.retry_deadline_s, today=deps.today
+    )
     content_type = "text/csv; charset=utf-8" if params.format == "csv" else "application/json"
     return Response(
         200,
@@ -125,8 +133,14 @@ def export_chunks(
     settings: Settings,
     client_factory: ClientFactory,
     retry_deadline_s: float = RETRY_DEADLINE_S,
+    *,
+    today: date | None = None,
 ) -> Iterator[bytes]:
-    """Run the export query and return its encoded body, one chunk per result page."""
+    """Run the export query and return its encoded body, one chunk per result page.
+
+    ``today`` (UTC, default the real one) is what ``status`` is judged against.
+    """
+    clock = StatusClock(today or today_utc(), settings.backfill_days)
     query = build_export_query(
         settings,
         start=params.start,
@@ -134,6 +148,7 @@ def export_chunks(
         scale=params.scale,
         metrics=params.metrics,
         agent=params.agent,
+        status=clock if params.status else None,
     )
     pages = run_query(
         client_factory,

@@ -31,7 +31,7 @@ EPILOG = f"""examples:
 metrics: {", ".join(METRICS)}
 """
 
-_OPTIONS = ("start", "end", "scale", "metrics", "agent", "format")
+_OPTIONS = ("start", "end", "scale", "metrics", "agent", "format", "status")
 
 
 def register(sub: Any) -> None:
@@ -52,6 +52,12 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--agent", metavar="ID", help="one agent (default: every agent with rows)")
     parser.add_argument("--format", metavar="csv|json", help="output format (default: csv)")
+    parser.add_argument(
+        "--status",
+        action="store_const",
+        const="1",
+        help="add a status column: partial (today), provisional (can still grow), final",
+    )
     parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     parser.set_defaults(func=main)
 
