@@ -22,7 +22,7 @@ from rbm_analytics.export.query import (
 
 FORMATS = ("csv", "json")
 FLAGS = ("0", "1")
-EXPORT_PARAMETERS = ("start", "end", "scale", "metrics", "agent", "format", "status")
+EXPORT_PARAMETERS = ("start", "end", "scale", "metrics", "agent", "format", "status", "total")
 RANGE_PARAMETERS = ("start", "end")
 DEFAULT_DAYS = 30  # end - 29 days … end
 # Three years, a leap day included: 2023-01-01 … 2025-12-31 is allowed.
@@ -49,6 +49,8 @@ class ExportParams:
     format: str = "csv"
     # status=1: a last column, partial / provisional / final.
     status: bool = False
+    # total=1: one more row per period, agent_id "*", every agent together.
+    total: bool = False
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -164,5 +166,6 @@ def parse_export_params(query: Mapping[str, str], today: date) -> ExportParams:
     metrics = _metrics(query)
     agent = _agent(query)
     status = _choice(query, "status", FLAGS, "0") == "1"
+    total = _choice(query, "total", FLAGS, "0") == "1"
     span = parse_range(query, today)
-    return ExportParams(span.start, span.end, scale, metrics, agent, fmt, status)
+    return ExportParams(span.start, span.end, scale, metrics, agent, fmt, status, total)

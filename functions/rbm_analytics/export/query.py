@@ -89,6 +89,9 @@ DEFAULT_METRICS = ("sent", "delivered", "read")
 # status=1: how far a period's numbers can still move, worst day first.
 STATUS_COLUMN = "status"
 STATUSES = ("final", "provisional", "partial")
+# total=1: one more row per period, every agent together. Not a valid agent
+# id, so it never collides with one, and it sorts before every agent.
+ALL_AGENTS = "*"
 SCALES = ("day", "week", "month")
 KEY_COLUMNS = ("date", "agent_id")
 
@@ -186,7 +189,7 @@ def _status_expr(rank: str) -> str:
     return f"CASE {rank} {whens} END"
 
 
-def _aggregate(metric: Metric, scale: str) -> str:
+def _aggregate(metric: Metric, scale: str, total: bool) -> str:
     """The expression combining one daily_metrics column over a period's rows."""
     col = _q(metric.name)
     if metric.kind is Kind.COUNT:
@@ -194,8 +197,12 @@ def _aggregate(metric: Metric, scale: str) -> str:
     if metric.kind is Kind.TIMESTAMP:
         return f"MAX({col})"
     if scale == "day":
-        # One row per (date, agent): the refresh's own value, untouched.
-        return f"MAX({col})"
+        # One row per (date, agent): the refresh's own value, untouched. The
+        # all-agents row of a day combines several agents like a period does.
+        own = f"MAX({col})"
+        if total and metric.kind is Kind.AVERAGE:
+            return f"IF(`agent_id` = '{ALL_AGENTS}', {_aggregate(metric, 'week', total)}, {own})"
+        return own
     if metric.kind is Kind.AVERAGE:
         # sum(avg * n) / sum(n) over the days that have samples.
         assert metric.weight is not None
@@ -216,12 +223,15 @@ def build_export_query(
     metrics: Sequence[str],
     agent: str | None,
     status: StatusClock | None = None,
+    total: bool = False,
 ) -> Query:
     """One query returning ``date, agent_id, <metrics>`` per (period, agent), zero-filled.
 
     Rows are ordered by date then agent_id. Without ``agent`` the agents are
     those with any daily_metrics row in [start, end]; with it, just that one.
-    With ``status``, a last column says partial, provisional or final.
+    With ``status``, a last column says partial, provisional or final. With
+    ``total``, each period also has a row for agent ``*``: every agent
+    together (whatever ``agent`` says), combined as a period combines days.
     """
     if scale not in _PERIOD:
         raise ValueError(f"unknown scale {scale!r}")
@@ -230,6 +240,14 @@ def build_export_query(
     daily = table_ref(settings, "daily_metrics")
     samples = table_ref(settings, "response_samples")
     agent_filter = " AND `agent_id` = @agent" if agent is not None else ""
+
+    def rows_of(table: str, columns: Sequence[str], where: str, *, agents: bool = True) -> str:
+        """``table``'s rows in range, each agent's and/or (total) all agents' as ``*``."""
+        names = ", ".join(_q(c) for c in columns)
+        own = f"SELECT `agent_id`, {names} FROM {table} WHERE {where}{agent_filter}"  # noqa: S608 (catalog identifiers only)
+        pooled = f"SELECT '{ALL_AGENTS}' AS `agent_id`, {names} FROM {table} WHERE {where}"  # noqa: S608 (catalog identifiers only)
+        parts = ([own] if agents else []) + ([pooled] if total else [])
+        return "(\n    " + "\n    UNION ALL\n    ".join(parts) + "\n  )"
 
     # Columns the aggregate CTE must carry: what was asked plus what rates need.
     needed: list[Metric] = []
@@ -240,40 +258,46 @@ def build_export_query(
             deps = list(metric.ratio)
         elif metric.kind is Kind.PERCENTILE and scale != "day":
             deps = []
+        elif metric.kind is Kind.AVERAGE and total and scale == "day":
+            assert metric.weight is not None
+            deps = [metric.name, metric.weight]
         for dep in deps:
             if METRICS[dep] not in needed:
                 needed.append(METRICS[dep])
 
+    agent_rows = (
+        "SELECT @agent AS agent_id"
+        if agent is not None
+        else f"SELECT DISTINCT `agent_id` FROM {daily} WHERE `date` BETWEEN @start AND @end"  # noqa: S608 (catalog identifiers only)
+    )
+    if total:
+        agent_rows += f"\n  UNION ALL SELECT '{ALL_AGENTS}'"
     ctes = [
         "periods AS (\n"  # noqa: S608 (catalog identifiers only)
         f"  SELECT DISTINCT {period_of.format(d='d')} AS period\n"
         "  FROM UNNEST(GENERATE_DATE_ARRAY(@start, @end)) AS d\n"
         ")",
-        (
-            "agents AS (SELECT @agent AS agent_id)"
-            if agent is not None
-            else "agents AS (\n"  # noqa: S608 (catalog identifiers only)
-            f"  SELECT DISTINCT `agent_id` FROM {daily}\n"
-            "  WHERE `date` BETWEEN @start AND @end\n"
-            ")"
-        ),
+        f"agents AS (\n  {agent_rows}\n)",
     ]
+    in_range = "`date` BETWEEN @start AND @end"
     joins: list[str] = []
     if needed:
-        columns = ",\n".join(f"    {_aggregate(m, scale)} AS {_q(m.name)}" for m in needed)
+        columns = ",\n".join(f"    {_aggregate(m, scale, total)} AS {_q(m.name)}" for m in needed)
+        source = rows_of(daily, ["date", *(m.name for m in needed)], in_range)
         ctes.append(
             "totals AS (\n"  # noqa: S608 (catalog identifiers only)
             f"  SELECT {period_of.format(d='`date`')} AS period, `agent_id`,\n{columns}\n"
-            f"  FROM {daily}\n"
-            f"  WHERE `date` BETWEEN @start AND @end{agent_filter}\n"
+            f"  FROM {source}\n"
             "  GROUP BY period, `agent_id`\n"
             ")"
         )
         joins.append("totals")
 
     # Week and month percentiles: nearest rank over the period's own samples
-    # (APPROX_QUANTILES(x, 100)[OFFSET(p)]), never an average of daily values.
-    if scale != "day":
+    # (APPROX_QUANTILES(x, 100)[OFFSET(p)]), never an average of daily values;
+    # at day scale only the all-agents row needs them (an agent's day is the
+    # refresh's own value).
+    if scale != "day" or total:
         by_sample: dict[str, list[Metric]] = {}
         for metric in chosen:
             if metric.kind is Kind.PERCENTILE:
@@ -284,11 +308,16 @@ def build_export_query(
                 f"    APPROX_QUANTILES(`seconds`, 100)[OFFSET({m.percentile})] AS {_q(m.name)}"
                 for m in pcts
             )
+            source = rows_of(
+                samples,
+                ["date", "seconds"],
+                f"{in_range} AND `metric` = '{sample}'",
+                agents=scale != "day",
+            )
             ctes.append(
                 f"{sample}_samples AS (\n"  # noqa: S608 (catalog identifiers only)
                 f"  SELECT {period_of.format(d='`date`')} AS period, `agent_id`,\n{columns}\n"
-                f"  FROM {samples}\n"
-                f"  WHERE `date` BETWEEN @start AND @end AND `metric` = '{sample}'{agent_filter}\n"
+                f"  FROM {source}\n"
                 "  GROUP BY period, `agent_id`\n"
                 ")"
             )
@@ -305,6 +334,11 @@ def build_export_query(
             expr = f"ROUND(SAFE_DIVIDE(totals.{num}, totals.{den}), 4)"
         elif metric.kind is Kind.PERCENTILE and scale != "day":
             expr = f"{metric.sample}_samples.{name}"
+        elif metric.kind is Kind.PERCENTILE and total:
+            expr = (
+                f"IF(agents.agent_id = '{ALL_AGENTS}', "
+                f"{metric.sample}_samples.{name}, totals.{name})"
+            )
         else:
             expr = f"totals.{name}"
         select.append(f"{expr} AS {name}")

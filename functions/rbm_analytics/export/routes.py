@@ -115,6 +115,7 @@ def _export(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
         agent_filter=params.agent is not None,
         format=params.format,
         status=params.status,
+        total=params.total,
     )
     chunks = export_chunks(
         params, deps.settings, deps.client_factory, deps.retry_deadline_s, today=deps.today
@@ -149,6 +150,7 @@ def export_chunks(
         metrics=params.metrics,
         agent=params.agent,
         status=clock if params.status else None,
+        total=params.total,
     )
     pages = run_query(
         client_factory,

@@ -31,7 +31,7 @@ EPILOG = f"""examples:
 metrics: {", ".join(METRICS)}
 """
 
-_OPTIONS = ("start", "end", "scale", "metrics", "agent", "format", "status")
+_OPTIONS = ("start", "end", "scale", "metrics", "agent", "format", "status", "total")
 
 
 def register(sub: Any) -> None:
@@ -57,6 +57,12 @@ def register(sub: Any) -> None:
         action="store_const",
         const="1",
         help="add a status column: partial (today), provisional (can still grow), final",
+    )
+    parser.add_argument(
+        "--total",
+        action="store_const",
+        const="1",
+        help="add a row per period for agent '*': every agent together",
     )
     parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     parser.set_defaults(func=main)
