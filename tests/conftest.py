@@ -22,7 +22,9 @@ from tests.support import BASE_ENV, PROJECT, REPO_ROOT
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts from the base settings and fresh clients."""
     for name in list(os.environ):
-        if name.startswith(("FIRESTORE_", "BIGQUERY_", "RBM_", "AGENT_API", "PHONE_HASH")):
+        if name.startswith(
+            ("FIRESTORE_", "BIGQUERY_", "RBM_", "AGENT_API", "PHONE_HASH", "FORWARD_", "PUBSUB_")
+        ):
             monkeypatch.delenv(name, raising=False)
     for name, value in BASE_ENV.items():
         monkeypatch.setenv(name, value)

@@ -60,5 +60,28 @@ def signed_webhook(
     }
 
 
+PUSH_TOKEN = "test-pubsub-push-token"
+ACME_ONLY_PUSH_TOKEN = "test-pubsub-acme-only"
+PUSH_TOKENS = f"{PUSH_TOKEN},{ACME_ONLY_PUSH_TOKEN}:acme-agent|acme-other"
+
+
+def pubsub_push(data: bytes, message_id: int = 2070443601311540) -> bytes:
+    """A Pub/Sub push request body, shaped as Google's documentation shows it:
+    both spellings of the message id and publish time, attributes, subscription."""
+    return json.dumps(
+        {
+            "message": {
+                "attributes": {},
+                "data": base64.b64encode(data).decode(),
+                "messageId": str(message_id),
+                "message_id": str(message_id),
+                "publishTime": "2026-01-02T18:13:55.749Z",
+                "publish_time": "2026-01-02T18:13:55.749Z",
+            },
+            "subscription": "projects/rbm-acme-agent/subscriptions/rbm-acme-agent-push",
+        }
+    ).encode()
+
+
 def bearer(key: str = AGENT_KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}

@@ -8,7 +8,7 @@ import hmac
 import json
 
 import pytest
-from rbm_analytics.core.errors import ConfigError, Unauthorized
+from rbm_analytics.core.errors import ConfigError, Forbidden, Unauthorized
 from rbm_analytics.ingest import auth
 
 from tests.support import CLIENT_TOKEN, FIXTURES, OTHER_CLIENT_TOKEN, rbm_sample_bytes
@@ -119,3 +119,35 @@ def test_bearer_rejected(header: str | None, expected: str) -> None:
 def test_no_configured_key_is_a_deployment_fault() -> None:
     with pytest.raises(ConfigError, match="AGENT_API_KEYS"):
         auth.verify_bearer("Bearer key-one", ())
+
+
+# --- Credentials bound to agents (Pub/Sub push tokens) ----------------------
+def test_credential_entries_bind_secrets_to_agents() -> None:
+    creds = auth.parse_credentials(("open", "bound:acme|globex"), "PUBSUB_PUSH_TOKENS")
+    assert creds == (
+        auth.Credential("open", None),
+        auth.Credential("bound", frozenset({"acme", "globex"})),
+    )
+    assert creds[0].allows("anyone") and creds[1].allows("acme")
+    assert not creds[1].allows("initech")
+
+
+@pytest.mark.parametrize("entry", ["bound:", ":acme", "a|b", "x:acme:globex", "x:|"])
+def test_malformed_credential_entries_are_config_errors_naming_the_entry(entry: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        auth.parse_credentials(("fine", entry), "PUBSUB_PUSH_TOKENS")
+    assert "PUBSUB_PUSH_TOKENS entry 2" in err.value.message
+    assert entry not in err.value.message
+
+
+def test_push_token_checks() -> None:
+    cred = auth.verify_push_token("bound", ("open", "bound:acme"))
+    assert cred.agents == frozenset({"acme"})
+    with pytest.raises(Unauthorized):
+        auth.verify_push_token("nope", ("open",))
+    with pytest.raises(Unauthorized):
+        auth.verify_push_token(None, ("open",))
+    with pytest.raises(ConfigError):
+        auth.verify_push_token("open", ())
+    with pytest.raises(Forbidden):
+        auth.check_agent(cred, "globex", "push token")

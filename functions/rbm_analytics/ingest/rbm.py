@@ -143,6 +143,16 @@ def is_agent_launch_event(envelope: Any, data: bytes) -> bool:
     return isinstance(doc, dict) and "newLaunchState" in doc and "eventType" not in doc
 
 
+def launch_event_agent(data: bytes) -> str | None:
+    """The ``agentId`` an agent launch event names, when it names a valid one."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    agent = doc.get("agentId") if isinstance(doc, dict) else None
+    return agent if isinstance(agent, str) and _ID.fullmatch(agent) else None
+
+
 def parse_webhook_payload(data: bytes, *, phone_key: bytes, received_us: int) -> WebhookRecord:
     """One decoded RBM payload (UserEvent, UserMessage or server event) as a record."""
     doc = _object(parse_json(data, "message.data"), "message.data")

@@ -1,13 +1,15 @@
-"""The ``ingest`` function's core: route, authenticate, parse, store (SPEC §2).
+"""The ``ingest`` function's core: route, authenticate, parse, store, relay.
 
     POST /                 RBM webhook (signed envelope) or verification handshake
+    POST /pubsub?token=T   the same events from a Pub/Sub push subscription
     POST /agent-messages   the agent backend's sent log (bearer key)
 
 Statuses: 200 stored or duplicate (JSON counts), or an agent launch event
 acknowledged and not stored (``ignored``), or the handshake secret (text);
-400 malformed; 401 bad signature or key; 403 handshake with an unknown token;
-404 unknown path; 405 not POST; 413 body too large; 503 storage failed (the
-sender retries; nothing was acknowledged).
+400 malformed; 401 bad signature, push token or key; 403 handshake with an
+unknown token, or a push token bound to other agents; 404 unknown path; 405
+not POST; 413 body too large; 503 storage failed, or the relay's forward to
+the agent's own webhook failed (the sender retries; nothing was acknowledged).
 """
 
 from __future__ import annotations
@@ -21,25 +23,36 @@ from rbm_analytics.core.config import Settings, get_settings
 from rbm_analytics.core.errors import Forbidden, HttpError, ServiceUnavailable
 from rbm_analytics.core.http import Request, Response, json_response
 from rbm_analytics.core.timeutil import now_us
-from rbm_analytics.ingest.auth import is_client_token, verify_bearer, verify_signature
+from rbm_analytics.ingest.auth import (
+    Credential,
+    check_agent,
+    is_client_token,
+    verify_bearer,
+    verify_push_token,
+    verify_signature,
+)
 from rbm_analytics.ingest.rbm import (
     envelope_data,
     is_agent_launch_event,
+    launch_event_agent,
     parse_agent_messages,
     parse_handshake,
     parse_json,
     parse_webhook_payload,
 )
 from rbm_analytics.ingest.records import Receipt, UserEvent, UserMessage, WriteCounts
+from rbm_analytics.ingest.relay import Relay, instance_relay
 from rbm_analytics.ingest.store import Store, event_store
 
 AGENT_MESSAGES_PATH = "/agent-messages"
+PUBSUB_PATH = "/pubsub"
 
 
 @dataclass(frozen=True)
 class Deps:
     settings: Settings
     store_factory: Callable[[], Store]
+    relay: Relay
 
 
 def handle(
@@ -47,20 +60,24 @@ def handle(
     settings: Settings,
     store_factory: Callable[[], Store],
     *,
+    relay: Relay | None = None,
     started: float | None = None,
 ) -> Response:
-    """Serve one ingest request and write its one log line (statuses above)."""
+    """Serve one ingest request and write its one log line (statuses above).
+
+    ``relay`` forwards verified webhook requests (default: the settings' one).
+    """
     return web.serve(
         SERVICE,
         request,
-        lambda: Deps(settings, store_factory),
+        lambda: Deps(settings, store_factory, relay or Relay.from_settings(settings)),
         fields={"stored": 0, "duplicate": 0},
         started=started,
     )
 
 
 def _webhook(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
-    settings, store_factory = deps.settings, deps.store_factory
+    settings = deps.settings
     doc = parse_json(request.body)
     handshake = parse_handshake(doc)
     if handshake is not None:
@@ -72,15 +89,53 @@ def _webhook(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
 
     data = envelope_data(doc)
     verify_signature(data, request.header("X-Goog-Signature"), settings.rbm_client_tokens)
+    return _accept(request, doc, data, deps, fields, None)
+
+
+def _pubsub(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
+    # Pub/Sub sends no signature: the secret in the push endpoint's URL
+    # authenticates it (checked before the body is even parsed).
+    credential = verify_push_token(request.query.get("token"), deps.settings.pubsub_push_tokens)
+    doc = parse_json(request.body)
+    data = envelope_data(doc)
+    return _accept(request, doc, data, deps, fields, credential)
+
+
+def _accept(
+    request: Request,
+    doc: Any,
+    data: bytes,
+    deps: Deps,
+    fields: dict[str, Any],
+    credential: Credential | None,
+) -> Response:
+    """Store (and relay) one authenticated event envelope; shared by / and /pubsub."""
+    settings, relay = deps.settings, deps.relay
     if is_agent_launch_event(doc, data):
-        fields.update(kind="AGENT_LAUNCH_EVENT", outcome="ignored")
+        # Not counted, but the bot behind the relay gets it as from RBM.
+        agent_id = launch_event_agent(data)
+        if credential is not None and agent_id is not None:
+            check_agent(credential, agent_id, "push token")
+        fields.update(kind="AGENT_LAUNCH_EVENT", agent_id=agent_id)
+        target = relay.target(agent_id)
+        if target is not None:
+            relay.alongside(target, request, lambda: None, fields)
+        fields["outcome"] = "ignored"
         return json_response(200, {"stored": 0, "duplicate": 0, "ignored": 1})
     record = parse_webhook_payload(
         data, phone_key=settings.require_phone_hash_key(), received_us=now_us()
     )
+    if credential is not None:
+        check_agent(credential, record.agent_id, "push token")
     fields["agent_id"] = record.agent_id
     fields["kind"] = _kind(record)
-    counts = _store(store_factory).put(record)
+    store = _store(deps.store_factory)
+    target = relay.target(record.agent_id)
+    if target is None:
+        counts = store.put(record)
+    else:
+        # Verified and valid: only now may it reach the bot, while it is stored.
+        counts = relay.alongside(target, request, lambda: store.put(record), fields)
     return _stored(counts, fields)
 
 
@@ -125,12 +180,13 @@ SERVICE = web.Service(
     "ingest",
     (
         web.Route("webhook", ("POST",), _webhook, "/"),
+        web.Route("pubsub", ("POST",), _pubsub, PUBSUB_PATH),
         web.Route("agent-messages", ("POST",), _agent_messages, AGENT_MESSAGES_PATH),
     ),
-    usage=f"POST to / or {AGENT_MESSAGES_PATH}",
+    usage=f"POST to /, {PUBSUB_PATH}?token=... or {AGENT_MESSAGES_PATH}",
 )
 
 
 def serve_default(request: Request, started: float) -> Response:
     """``handle`` with the instance's settings and store (the deployed function)."""
-    return handle(request, get_settings(), event_store, started=started)
+    return handle(request, get_settings(), event_store, relay=instance_relay(), started=started)
