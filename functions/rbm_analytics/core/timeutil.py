@@ -56,6 +56,26 @@ def parse_rfc3339_us(value: object, field: str) -> int:
     return us
 
 
+# Dates a request may name: the same span as payload times, so no date
+# arithmetic near year 1 or 9999 can overflow.
+MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2099, 12, 31)
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_date(value: object, field: str) -> date:
+    """A date ``YYYY-MM-DD`` from MIN_DATE to MAX_DATE; else BadRequest naming ``field``."""
+    expected = f"{field} must be a date as YYYY-MM-DD between {MIN_DATE} and {MAX_DATE}"
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise BadRequest(expected)
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"{field} is not a valid calendar date") from None
+    if not MIN_DATE <= parsed <= MAX_DATE:
+        raise BadRequest(expected)
+    return parsed
+
+
 def us_to_datetime(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 

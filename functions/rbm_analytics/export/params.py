@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.timeutil import parse_date
 from rbm_analytics.export.query import (
     DEFAULT_METRICS,
     KEY_COLUMNS,
@@ -29,7 +30,6 @@ DEFAULT_DAYS = 30  # end - 29 days … end
 MAX_RANGE_DAYS = 3 * 365 + 1
 MAX_AGENT_ID_CHARS = 255
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -80,14 +80,7 @@ def _reject_unknown(query: Mapping[str, str], allowed: tuple[str, ...]) -> None:
 
 def _date(query: Mapping[str, str], name: str) -> date | None:
     raw = _value(query, name)
-    if raw is None:
-        return None
-    if _DATE.fullmatch(raw):
-        try:
-            return date.fromisoformat(raw)
-        except ValueError:
-            pass
-    raise BadRequest(f"{name} must be a date as YYYY-MM-DD, got {raw[:40]!r}")
+    return None if raw is None else parse_date(raw, name)
 
 
 def parse_range(query: Mapping[str, str], today: date) -> DateRange:

@@ -14,18 +14,16 @@ morning's run (R-W … R-1) recomputes the day once it has ended.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from rbm_analytics.core.errors import BadRequest
-from rbm_analytics.core.timeutil import refresh_dates
+from rbm_analytics.core.timeutil import parse_date, refresh_dates
 
 MAX_RANGE_DAYS = 400
 KEYS = ("run_date", "start", "end")
 INTRADAY = "intraday"
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -43,17 +41,6 @@ class RefreshPlan:
     @property
     def dates(self) -> list[date]:
         return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
-
-
-def parse_date(value: object, field: str) -> date:
-    if not isinstance(value, str):
-        raise BadRequest(f"{field} must be a date string YYYY-MM-DD")
-    if not _ISO_DATE.fullmatch(value):
-        raise BadRequest(f"{field} is not a date YYYY-MM-DD: {value[:40]!r}")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"{field} is not a valid calendar date: {value!r}") from None
 
 
 def plan(

@@ -13,9 +13,9 @@ import sys
 from typing import Any
 
 from rbm_analytics.core.config import get_settings
-from rbm_analytics.core.timeutil import today_utc
+from rbm_analytics.core.timeutil import parse_date, today_utc
 from rbm_analytics.refresh import routes as refresh_core
-from rbm_analytics.refresh.plan import parse_date, plan
+from rbm_analytics.refresh.plan import plan
 
 EPILOG = """examples:
   rbm-analytics refresh                          # like the scheduler: today's run, R-8 … R-1
