@@ -142,3 +142,20 @@ def test_the_deployed_folder_holds_only_runtime_code() -> None:
                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             )  # fmt: skip
             assert not any(n.startswith("rbm_analytics_dev") for n in names), path
+
+
+@pytest.mark.parametrize(
+    ("target", "method", "path"), [("refresh", "post", "/"), ("export", "get", "/")]
+)
+@pytest.mark.parametrize(
+    ("setting", "value"), [("BQ_DATASET", "rbm-analytics;drop"), ("GOOGLE_CLOUD_PROJECT", "X")]
+)
+def test_a_setting_that_is_no_bigquery_id_is_503_naming_it_in_both_functions(
+    target: str, method: str, path: str, setting: str, value: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", "127.0.0.1:9")  # never reached
+    monkeypatch.setenv(setting, value)
+    resp = getattr(functions_framework.create_app(target, MAIN).test_client(), method)(path)
+    assert resp.status_code == 503
+    assert setting in resp.get_json()["error"]

@@ -9,6 +9,7 @@ compares the two, so the code and the deployed tables cannot drift apart.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -16,6 +17,8 @@ from typing import Any
 
 from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
+
+from rbm_analytics.core.errors import ConfigError
 
 MIRROR_TABLES = ("agent_messages", "user_messages", "user_events")
 DAILY_TABLES = ("daily_metrics", "daily_postbacks", "response_samples")
@@ -52,6 +55,21 @@ class TableDef:
         if self.cluster_fields:
             table.clustering_fields = list(self.cluster_fields)
         return table
+
+
+# BigQuery's naming rules: project ids (optionally with a domain prefix) and
+# dataset ids. Anything else in the settings would end up inside backquotes.
+_PROJECT = re.compile(r"(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
+
+
+def dataset_path(project: str, dataset: str) -> str:
+    """``project.dataset``; a ConfigError (503, the deployment is wrong) when they are not ids."""
+    if not _PROJECT.fullmatch(project):
+        raise ConfigError(f"GOOGLE_CLOUD_PROJECT {project[:64]!r} is not a BigQuery project id")
+    if not _DATASET.fullmatch(dataset):
+        raise ConfigError(f"BQ_DATASET {dataset[:64]!r} is not a BigQuery dataset id")
+    return f"{project}.{dataset}"
 
 
 def _read(name: str) -> Any:

@@ -17,7 +17,6 @@ settings.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -26,7 +25,7 @@ from enum import Enum
 from google.cloud import bigquery
 
 from rbm_analytics.core.config import Settings
-from rbm_analytics.core.errors import ConfigError
+from rbm_analytics.core.tables import dataset_path
 
 
 class Kind(Enum):
@@ -102,19 +101,10 @@ _PERIOD = {
     "month": "DATE_TRUNC({d}, MONTH)",
 }
 
-# BigQuery's naming rules: project ids (optionally with a domain prefix) and
-# dataset ids. Anything else in the settings would end up inside backquotes.
-_PROJECT = re.compile(r"(?:[a-z][a-z0-9.-]{0,62}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
-_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
-
 
 def table_ref(settings: Settings, table: str) -> str:
     """The backquoted ``project.dataset.table`` name; 503 when the settings are not ids."""
-    if not _PROJECT.fullmatch(settings.project):
-        raise ConfigError(f"GOOGLE_CLOUD_PROJECT {settings.project[:64]!r} is not a project id")
-    if not _DATASET.fullmatch(settings.bq_dataset):
-        raise ConfigError(f"BQ_DATASET {settings.bq_dataset[:64]!r} is not a dataset id")
-    return f"`{settings.project}.{settings.bq_dataset}.{table}`"
+    return f"`{dataset_path(settings.project, settings.bq_dataset)}.{table}`"
 
 
 @dataclass(frozen=True)

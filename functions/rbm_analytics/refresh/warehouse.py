@@ -9,7 +9,6 @@ thing formatted into the text is the table path, from validated settings.
 
 from __future__ import annotations
 
-import re
 import string
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +18,7 @@ from typing import Any
 
 from google.cloud import bigquery
 
-from rbm_analytics.core.tables import ensure_tables, table_defs
+from rbm_analytics.core.tables import dataset_path, ensure_tables, table_defs
 from rbm_analytics.refresh.reader import MirrorBatch
 
 # How far back a user message's "previous message" may be (SPEC §3).
@@ -27,8 +26,6 @@ LOOKBACK_DAYS = 30
 # A crashed run's staging table expires by itself.
 STAGING_TTL = timedelta(days=1)
 
-_PROJECT = re.compile(r"[a-z0-9][a-z0-9.:-]{0,127}")
-_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
 
 # Datasets whose tables this instance has created or found already.
 _ENSURED: set[tuple[str, str]] = set()
@@ -91,15 +88,11 @@ class Warehouse:
     """One BigQuery dataset: tables created on first use, then mirror and daily writes."""
 
     def __init__(self, client: bigquery.Client, project: str, dataset: str, location: str) -> None:
-        if not _PROJECT.fullmatch(project):
-            raise ValueError(f"invalid BigQuery project id {project!r}")
-        if not _DATASET.fullmatch(dataset):
-            raise ValueError(f"invalid BigQuery dataset name {dataset!r}")
+        self.path = dataset_path(project, dataset)
         self._client = client
         self._project = project
         self._dataset = dataset
         self._location = location
-        self.path = f"{project}.{dataset}"
 
     def ensure(self) -> None:
         """Create the dataset and missing tables, once per instance."""
