@@ -209,6 +209,39 @@ def export_firestore(
     return latest
 
 
+def check_pubsub_prerequisites() -> str:
+    gcloud = shutil.which("gcloud")
+    sdk_root = Path(os.path.realpath(gcloud)).parent.parent if gcloud else None
+    if gcloud is None or (
+        sdk_root is not None
+        and (sdk_root / "platform").is_dir()
+        and not (sdk_root / "platform" / "pubsub-emulator").is_dir()
+    ):
+        raise PrerequisiteMissing(
+            "the Pub/Sub emulator is not installed; run 'gcloud components install "
+            "pubsub-emulator beta' (or apt-get install google-cloud-cli-pubsub-emulator)"
+        )
+    if shutil.which("java") is None:
+        raise PrerequisiteMissing(
+            "Java 11+ is needed by the Pub/Sub emulator; apt-get install openjdk-17-jre-headless"
+        )
+    return gcloud
+
+
+def pubsub_emulator(port: int, *, log_path: Path | None = None) -> ManagedProcess:
+    """The official Pub/Sub emulator (``gcloud beta``): push subscriptions deliver the
+    standard envelope and redeliver whatever was not answered 2xx."""
+    gcloud = check_pubsub_prerequisites()
+    return ManagedProcess(
+        name="pubsub emulator",
+        argv=[gcloud, "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}"],
+        port=port,
+        ready_url=f"http://127.0.0.1:{port}/",
+        env={"JAVA_TOOL_OPTIONS": "-Xmx256m", "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"},
+        log_path=log_path,
+    )
+
+
 def bigquery_python() -> Path:
     python = BQ_VENV / "bin" / "python"
     if not (BQ_VENV / "bin" / "local-bigquery").exists():
