@@ -6,6 +6,7 @@ import re
 from importlib import resources
 
 import pytest
+from rbm_analytics.core.errors import ConfigError
 from rbm_analytics.core.tables import table_defs
 from rbm_analytics.refresh import warehouse
 
@@ -57,5 +58,7 @@ def test_the_cutoff_is_the_documented_expression() -> None:
 
 
 def test_bad_dataset_names_are_refused() -> None:
-    with pytest.raises(ValueError, match="dataset"):
-        warehouse.Warehouse(None, "proj", "ds`; DROP TABLE x; --", "US")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="BQ_DATASET"):
+        warehouse.Warehouse(None, "demo-proj", "ds`; DROP TABLE x; --", "US")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="GOOGLE_CLOUD_PROJECT"):
+        warehouse.Warehouse(None, "proj`.x", "ds", "US")  # type: ignore[arg-type]
