@@ -15,10 +15,13 @@ locals {
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
   ])
+
+  # Identity-Aware Proxy only when the Analytics page goes behind it (iap.tf).
+  enabled_services = var.iap_enabled ? setunion(local.services, ["iap.googleapis.com"]) : local.services
 }
 
 resource "google_project_service" "apis" {
-  for_each = local.services
+  for_each = local.enabled_services
 
   project            = var.project_id
   service            = each.value

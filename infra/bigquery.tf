@@ -1,16 +1,27 @@
 # The dataset and every table of the contract, built from the same JSON files
 # the code reads (functions/rbm_analytics/core/tables.py): schemas/<table>.json
 # holds the columns, schemas/tables.json the partitioning, clustering and kind
-# (mirror, daily or log) of each table.
+# (mirror, daily or log) of each table. The views for analysts are the SQL
+# files in views/ (one view per file, named after it).
+#
+# What the dataset holds: the mirror tables keep one row per message or
+# event with the user's keyed hash (user_key, never a phone number), its
+# times and postback_data; the daily tables keep counts, durations and
+# postback counts per agent and day.
 
 locals {
   tables = jsondecode(file("${path.module}/schemas/tables.json"))
 
   mirror_partition_expiration_ms = var.mirror_retention_days * 86400000
+
+  # What export may read (iam.tf): the daily tables, never the mirror.
+  export_tables = toset([for name, table in local.tables : name if table.kind == "daily"])
+
+  views = { for f in fileset("${path.module}/views", "*.sql") : trimsuffix(f, ".sql") => f }
 }
 
 resource "google_bigquery_dataset" "analytics" {
-  #checkov:skip=CKV_GCP_81:Google-managed encryption; the dataset holds hashed user keys and counts only
+  #checkov:skip=CKV_GCP_81:Google-managed encryption at rest; no phone numbers or message text, but user keys, per-user times and postback_data (README Deploy on CMEK)
   project     = var.project_id
   dataset_id  = var.dataset_id
   location    = var.bq_location
@@ -20,7 +31,7 @@ resource "google_bigquery_dataset" "analytics" {
 }
 
 resource "google_bigquery_table" "table" {
-  #checkov:skip=CKV_GCP_80:Google-managed encryption; the tables hold hashed user keys and counts only
+  #checkov:skip=CKV_GCP_80:Google-managed encryption at rest; no phone numbers or message text, but user keys, per-user times and postback_data (README Deploy on CMEK)
   for_each = local.tables
 
   project             = var.project_id
@@ -39,4 +50,26 @@ resource "google_bigquery_table" "table" {
       expiration_ms = each.value.kind == "mirror" && var.mirror_retention_days > 0 ? local.mirror_partition_expiration_ms : null
     }
   }
+}
+
+# The analysts' views, each from its SQL file with the project and dataset
+# filled in. A view stores no data; a changed file updates it in place.
+resource "google_bigquery_table" "view" {
+  #checkov:skip=CKV_GCP_80:A view stores no data, so there is nothing to encrypt; its tables use Google-managed encryption
+  for_each = local.views
+
+  project             = var.project_id
+  dataset_id          = google_bigquery_dataset.analytics.dataset_id
+  table_id            = each.key
+  deletion_protection = var.deletion_protection
+
+  view {
+    query = templatefile("${path.module}/views/${each.value}", {
+      project = var.project_id
+      dataset = google_bigquery_dataset.analytics.dataset_id
+    })
+    use_legacy_sql = false
+  }
+
+  depends_on = [google_bigquery_table.table]
 }

@@ -2,9 +2,13 @@
 #
 # Every query the code makes is declared in
 # functions/rbm_analytics/refresh/queries.py; a test checks that each one
-# needing a composite index has a google_firestore_index below. Today all of
-# them are single-field range queries on updated_at, served by Firestore's
-# automatic single-field index, so none is declared.
+# needing a composite index has a google_firestore_index below.
+#
+# A project that already runs an agent often has a "(default)" database.
+# Either adopt it unmanaged (create_firestore_database = false: the TTL
+# policies and indexes below are still applied to it, and `make destroy`
+# never deletes it), or manage it by importing it before the first apply:
+#   terraform -chdir=infra import 'google_firestore_database.db[0]' 'projects/PROJECT_ID/databases/(default)'
 
 locals {
   collections = toset(["agent_messages", "user_messages", "user_events"])
@@ -23,9 +27,15 @@ locals {
       for collection, fields in local.unindexed : [for f in fields : { collection = collection, field = f }]
     ]) : "${pair.collection}/${pair.field}" => pair
   }
+
+  # The database the fields and indexes below belong to: created here, or
+  # adopted as it is. Referencing the resource orders them after its creation.
+  firestore_database = var.create_firestore_database ? google_firestore_database.db[0].name : var.firestore_database
 }
 
 resource "google_firestore_database" "db" {
+  count = var.create_firestore_database ? 1 : 0
+
   project                           = var.project_id
   name                              = var.firestore_database
   location_id                       = var.firestore_location
@@ -45,7 +55,7 @@ resource "google_firestore_field" "ttl" {
   for_each = local.collections
 
   project    = var.project_id
-  database   = google_firestore_database.db.name
+  database   = local.firestore_database
   collection = each.value
   field      = "expire_at"
 
@@ -57,9 +67,34 @@ resource "google_firestore_field" "unindexed" {
   for_each = local.unindexed_fields
 
   project    = var.project_id
-  database   = google_firestore_database.db.name
+  database   = local.firestore_database
   collection = each.value.collection
   field      = each.value.field
 
   index_config {}
+}
+
+# The change feed: each shard's documents in update order. ingest writes a
+# small shard number (a hash of the document id mod SHARD_COUNT) on every
+# document, and the refresh reads "shard == s, updated_at after a cursor"
+# per shard, so the monotonically increasing update time is indexed in
+# SHARD_COUNT separate ranges instead of one write hotspot. Firestore appends
+# __name__ in the last field's direction, the order the refresh's cursor
+# (updated_at, document id) follows.
+resource "google_firestore_index" "shard_updated" {
+  for_each = local.collections
+
+  project     = var.project_id
+  database    = local.firestore_database
+  collection  = each.value
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "shard"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "updated_at"
+    order      = "ASCENDING"
+  }
 }

@@ -35,9 +35,15 @@ locals {
       timeout     = 60
       concurrency = var.ingest_concurrency
       max         = var.ingest_max_instances
+      ingress     = "ALLOW_ALL"
     }
     # One refresh at a time: a second call waits for the instance (429s are
-    # retried by the scheduler) instead of racing the watermark.
+    # retried by the scheduler) instead of racing the watermark. Kept for
+    # the intraday run and for backfills; the morning run is the job
+    # (refresh_job.tf). Cloud Scheduler's HTTP requests do not count as
+    # internal traffic, so while the intraday run is scheduled the function
+    # admits all networks (IAM still admits only the scheduler's account and
+    # the project's admins); without it, internal traffic only.
     refresh = {
       entry_point = "refresh"
       description = "Morning refresh: Firestore into the BigQuery mirror and daily tables"
@@ -46,6 +52,7 @@ locals {
       timeout     = var.refresh_timeout_seconds
       concurrency = 1
       max         = 1
+      ingress     = local.intraday_enabled ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
     }
     export = {
       entry_point = "export"
@@ -55,6 +62,7 @@ locals {
       timeout     = 300
       concurrency = 10
       max         = var.export_max_instances
+      ingress     = "ALLOW_ALL"
     }
   }
 }
@@ -93,6 +101,20 @@ resource "google_storage_bucket" "source" {
   depends_on = [google_project_service.apis]
 }
 
+# The functions' container images (and the refresh job's, which is the refresh
+# function's image): a repository of our own, so the build account can be
+# granted write on it alone instead of on every repository of the project.
+resource "google_artifact_registry_repository" "images" {
+  #checkov:skip=CKV_GCP_84:Holds only container images rebuilt from the open-source functions folder on every deploy; no data or secrets are baked in
+  project       = var.project_id
+  location      = var.region
+  repository_id = "${var.name_prefix}-images"
+  description   = "rbm-analytics function images, built by Cloud Build from functions/"
+  format        = "DOCKER"
+
+  depends_on = [google_project_service.apis]
+}
+
 resource "google_storage_bucket_object" "source" {
   # Named by content, so a code change deploys new revisions.
   name   = "functions-${data.archive_file.functions.output_md5}.zip"
@@ -103,7 +125,7 @@ resource "google_storage_bucket_object" "source" {
 # --- Functions ---------------------------------------------------------------
 
 resource "google_cloudfunctions2_function" "fn" {
-  #checkov:skip=CKV_GCP_124:ingest must be reachable by RBM from the internet; refresh and export admit only IAM-authorised callers (iam.tf)
+  #checkov:skip=CKV_GCP_124:ingest must be reachable by RBM from the internet; export and refresh (for Cloud Scheduler) admit only IAM-authorised callers (iam.tf)
   for_each = local.functions
 
   project     = var.project_id
@@ -112,9 +134,10 @@ resource "google_cloudfunctions2_function" "fn" {
   description = each.value.description
 
   build_config {
-    runtime         = var.runtime
-    entry_point     = each.value.entry_point
-    service_account = google_service_account.sa["builder"].id
+    runtime           = var.runtime
+    entry_point       = each.value.entry_point
+    service_account   = google_service_account.sa["builder"].id
+    docker_repository = google_artifact_registry_repository.images.id
 
     source {
       storage_source {
@@ -132,7 +155,7 @@ resource "google_cloudfunctions2_function" "fn" {
     max_instance_request_concurrency = each.value.concurrency
     min_instance_count               = 0
     max_instance_count               = each.value.max
-    ingress_settings                 = "ALLOW_ALL"
+    ingress_settings                 = each.value.ingress
     all_traffic_on_latest_revision   = true
     # functions-framework serves THREADS requests at once (default 4 per vCPU);
     # match the concurrency Cloud Run sends, so an I/O-bound ingest waiting on
@@ -153,6 +176,9 @@ resource "google_cloudfunctions2_function" "fn" {
   depends_on = [
     google_project_service.apis,
     google_secret_manager_secret_iam_member.accessor,
-    google_project_iam_member.builder,
+    google_project_iam_member.builder_logs,
+    google_project_iam_member.builder_function_sources,
+    google_storage_bucket_iam_member.builder_source,
+    google_artifact_registry_repository_iam_member.builder_images,
   ]
 }

@@ -3,9 +3,14 @@
 #
 #   ingest    roles/datastore.user (project: Firestore has no narrower binding)
 #   refresh   roles/datastore.user, dataEditor on the dataset, bigquery.jobUser
-#   export    dataViewer on the dataset, bigquery.jobUser
-#   scheduler run.invoker on the refresh service only
-#   builder   reads the function source, writes build logs and images
+#             (the refresh function and the refresh job run as this account)
+#   export    dataViewer on the daily tables and the views only (never the
+#             mirror tables, which hold user keys, per-user times and
+#             postback_data), bigquery.jobUser
+#   scheduler run.invoker on the refresh job, and on the refresh function
+#             while the intraday run is scheduled
+#   builder   reads the function source buckets, writes build logs and the
+#             images repository
 
 # --- Firestore ---------------------------------------------------------------
 
@@ -34,9 +39,25 @@ resource "google_bigquery_dataset_iam_member" "refresh_editor" {
   member     = google_service_account.sa["refresh"].member
 }
 
-resource "google_bigquery_dataset_iam_member" "export_viewer" {
+# export reads the daily tables (counts, durations, postback counts) and the
+# per-day duration samples, and the views over them; table by table, so a
+# mirror table with user keys is never readable by it.
+resource "google_bigquery_table_iam_member" "export_table_reader" {
+  for_each = local.export_tables
+
   project    = var.project_id
   dataset_id = google_bigquery_dataset.analytics.dataset_id
+  table_id   = google_bigquery_table.table[each.value].table_id
+  role       = "roles/bigquery.dataViewer"
+  member     = google_service_account.sa["export"].member
+}
+
+resource "google_bigquery_table_iam_member" "export_view_reader" {
+  for_each = local.views
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.analytics.dataset_id
+  table_id   = google_bigquery_table.view[each.key].table_id
   role       = "roles/bigquery.dataViewer"
   member     = google_service_account.sa["export"].member
 }
@@ -63,7 +84,10 @@ resource "google_cloud_run_service_iam_member" "ingest_public" {
   member   = "allUsers"
 }
 
+# The intraday run posts to the refresh function (scheduler.tf).
 resource "google_cloud_run_service_iam_member" "refresh_scheduler" {
+  count = local.intraday_enabled ? 1 : 0
+
   project  = var.project_id
   location = var.region
   service  = google_cloudfunctions2_function.fn["refresh"].name
@@ -81,16 +105,61 @@ resource "google_cloud_run_service_iam_member" "export_invokers" {
   member   = each.value
 }
 
+# The morning run starts the refresh job through the Run Admin API. Invoker on
+# this job alone: it may execute the job as defined, not change it (that
+# would need run.jobs.runWithOverrides, which the scheduler does not use).
+resource "google_cloud_run_v2_job_iam_member" "refresh_job_scheduler" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_job.refresh.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.sa["scheduler"].member
+}
+
 # --- Builds ------------------------------------------------------------------
 
-# The roles Google documents for a custom Cloud Build account of Cloud Run
-# functions. Object reads are project-wide because the build fetches the
-# source from Cloud Functions' own staging bucket (gcf-v2-sources-*), which
-# this configuration does not manage.
-resource "google_project_iam_member" "builder" {
-  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectViewer"])
+# What Google documents for a custom Cloud Build account of Cloud Run
+# functions (log writer, Artifact Registry writer, object viewer on the
+# source), each on the narrowest resource:
+#   - build logs: project-wide, logging has no narrower binding;
+#   - images: writer on this deployment's repository only;
+#   - source: viewer on our source bucket, and on the bucket Cloud Functions
+#     copies each function's source to (gcf-v2-sources-NUMBER-REGION). That
+#     bucket is created and owned by Cloud Functions on the first deploy, so
+#     it cannot carry a bucket-level grant before it exists: the grant is
+#     made on the project with a condition that admits that bucket alone.
+locals {
+  function_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+}
 
+resource "google_project_iam_member" "builder_logs" {
   project = var.project_id
-  role    = each.value
+  role    = "roles/logging.logWriter"
   member  = google_service_account.sa["builder"].member
+}
+
+resource "google_artifact_registry_repository_iam_member" "builder_images" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.sa["builder"].member
+}
+
+resource "google_storage_bucket_iam_member" "builder_source" {
+  bucket = google_storage_bucket.source.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.sa["builder"].member
+}
+
+resource "google_project_iam_member" "builder_function_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = google_service_account.sa["builder"].member
+
+  condition {
+    title       = "Cloud Functions source bucket only"
+    description = "The bucket Cloud Functions stages function source in, in ${var.region}"
+    expression  = "resource.name == \"projects/_/buckets/${local.function_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.function_sources_bucket}/\")"
+  }
 }

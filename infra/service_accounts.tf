@@ -5,7 +5,7 @@ locals {
     ingest    = "Writes RBM webhook events and sent records to Firestore"
     refresh   = "Reads Firestore, writes the BigQuery dataset"
     export    = "Reads the BigQuery dataset"
-    scheduler = "Invokes the refresh function each morning"
+    scheduler = "Starts the morning refresh job and calls the intraday refresh"
     builder   = "Builds the functions' containers"
   }
 }

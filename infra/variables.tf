@@ -51,6 +51,12 @@ variable "firestore_database" {
   }
 }
 
+variable "create_firestore_database" {
+  type        = bool
+  description = "Create the Firestore database. Set false to adopt one that already exists (a project already running an RBM agent often has a \"(default)\" database in Native mode); or keep true and `terraform import` it (README \"Deploy\")."
+  default     = true
+}
+
 variable "firestore_location" {
   type        = string
   description = "Firestore location: a multi-region (nam5, eur3) or a region (us-central1)."
@@ -218,12 +224,40 @@ variable "export_max_instances" {
   default     = 5
 }
 
+variable "refresh_tasks" {
+  type        = number
+  description = "Tasks of the morning refresh job, all run in parallel; each reads its share of the SHARD_COUNT shards. More than shard_count leaves tasks idle."
+  default     = 4
+
+  validation {
+    condition     = var.refresh_tasks >= 1 && var.refresh_tasks <= 256
+    error_message = "refresh_tasks must be between 1 and 256."
+  }
+}
+
+variable "refresh_task_timeout_seconds" {
+  type        = number
+  description = "Timeout of one refresh job task attempt. Keep it above REFRESH_TIME_BUDGET_SECONDS, so a task stops on its own budget and saves its progress before Cloud Run kills it."
+  default     = 3600
+
+  validation {
+    condition     = var.refresh_task_timeout_seconds >= 60 && var.refresh_task_timeout_seconds <= 86400
+    error_message = "refresh_task_timeout_seconds must be between 60 and 86400."
+  }
+}
+
 # --- Schedule ----------------------------------------------------------------
 
 variable "refresh_schedule" {
   type        = string
   description = "Cron schedule of the morning refresh."
   default     = "0 6 * * *"
+}
+
+variable "intraday_schedule" {
+  type        = string
+  description = "Cron schedule (in refresh_time_zone) of the intraday run that computes today's partial row; the morning refresh replaces it. Empty: no intraday run, and the refresh function admits internal traffic only."
+  default     = "30 * * * *"
 }
 
 variable "refresh_time_zone" {
@@ -247,6 +281,25 @@ variable "export_invokers" {
   }
 }
 
+variable "iap_enabled" {
+  type        = bool
+  description = "Serve the Analytics page (and the export) behind Identity-Aware Proxy as a second Cloud Run service, so colleagues open it with their Google account in a browser (output ui_iap_url)."
+  default     = false
+}
+
+variable "iap_members" {
+  type        = list(string)
+  description = "Who may pass Identity-Aware Proxy (roles/iap.httpsResourceAccessor), e.g. [\"group:marketing@example.com\", \"domain:example.com\"]."
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for m in var.iap_members : can(regex("^(user|group|serviceAccount|domain):", m))
+    ])
+    error_message = "iap_members must be IAM members (user:, group:, serviceAccount: or domain:); allUsers and allAuthenticatedUsers are not allowed."
+  }
+}
+
 variable "alert_emails" {
   type        = list(string)
   description = "Email addresses notified by the alert policies."
@@ -263,4 +316,61 @@ variable "ingest_5xx_per_second" {
   type        = number
   description = "Alert when ingest answers 5xx above this rate (per second) for 10 minutes."
   default     = 0.1
+}
+
+variable "watermark_lag_alert_hours" {
+  type        = number
+  description = "Alert when the refresh's watermark lags the clock by more than this. Far below RETENTION_DAYS: a document deleted by its TTL before it was mirrored is lost."
+  default     = 72
+
+  validation {
+    condition     = var.watermark_lag_alert_hours >= 2
+    error_message = "watermark_lag_alert_hours must be at least 2: a healthy daily refresh lags up to a day."
+  }
+}
+
+variable "forward_failures_per_5min" {
+  type        = number
+  description = "Alert when more relay forwards than this fail (bot error, timeout, refused) in 5 minutes, for 10 minutes."
+  default     = 5
+}
+
+variable "auth_failures_per_5min" {
+  type        = number
+  description = "Alert when ingest answers more than this many 401/403 in 5 minutes (a rotated client token or key not deployed)."
+  default     = 20
+}
+
+variable "rate_drop_ratio" {
+  type        = number
+  description = "Alert when an agent's delivery or read rate over the last 24 hours falls below this fraction of its rate over the 7 days before."
+  default     = 0.5
+
+  validation {
+    condition     = var.rate_drop_ratio > 0 && var.rate_drop_ratio < 1
+    error_message = "rate_drop_ratio must be between 0 and 1."
+  }
+}
+
+variable "rate_min_daily_messages" {
+  type        = number
+  description = "Rate alerts consider an agent only with at least this many messages (sent, for the delivery rate; delivered, for the read rate) in the last 24 hours: small numbers swing too much."
+  default     = 200
+}
+
+variable "silence_hours" {
+  type        = number
+  description = "Alert when an agent that usually has webhook events has none for this many hours."
+  default     = 6
+
+  validation {
+    condition     = var.silence_hours >= 1 && var.silence_hours <= 48
+    error_message = "silence_hours must be between 1 and 48."
+  }
+}
+
+variable "silence_min_expected_events" {
+  type        = number
+  description = "An agent counts as usually active when its past 7 days average at least this many webhook events per silence_hours window."
+  default     = 20
 }

@@ -32,7 +32,7 @@ def _clean(value: Any) -> Any:
         return {
             _unquote(k): _clean(v)
             for k, v in value.items()
-            if k not in ("__is_block__", "__comments__")
+            if k not in ("__is_block__", "__comments__", "__inline_comments__")
         }
     if isinstance(value, list):
         return [_clean(v) for v in value]
@@ -116,3 +116,72 @@ def source_text() -> str:
 
 def path(name: str) -> Path:
     return INFRA / name
+
+
+def _interpolations(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each top-level ``${...}`` in ``text``, braces balanced."""
+    spans = []
+    i = 0
+    while (start := text.find("${", i)) != -1:
+        depth, j = 0, start + 1
+        while j < len(text):
+            if text[j] == "{":
+                depth += 1
+            elif text[j] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        spans.append((start, j + 1))
+        i = j + 1
+    return spans
+
+
+def _number(value: float) -> str:
+    """A number as Terraform prints it in a string: 28, 0.5."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def render(text: str, config: Config, known: dict[str, str] | None = None) -> str:
+    """``text`` with its interpolations evaluated from the variables' defaults.
+
+    Enough of Terraform's expression language for the alert filters and
+    queries: ``var.X``, ``local.X`` (with ``.key`` or ``["key"]`` indexing),
+    a resource's ``.name``, ``replace(x, "a", "b")`` and arithmetic on
+    numbers. ``known`` supplies values of other expressions verbatim (e.g.
+    ``local.service_names["ingest"]``). Anything else raises, so a test
+    never silently compares an unevaluated expression.
+    """
+    known = known or {}
+
+    def value(expr: str) -> str:
+        expr = expr.strip()
+        if expr in known:
+            return known[expr]
+        if m := re.fullmatch(r'replace\((.+), "(.*)", "(.*)"\)', expr):
+            return value(m.group(1)).replace(m.group(2), m.group(3))
+        if m := re.fullmatch(r"var\.(\w+)", expr):
+            default = config.default(m.group(1))
+            return _number(default) if isinstance(default, (int, float)) else str(default)
+        m = re.fullmatch(r"(\w+)\.(\w+)\.name", expr)
+        if m and (m.group(1), m.group(2)) in config.resources:
+            return render(config.resource(m.group(1), m.group(2))["name"], config, known)
+        if m := re.fullmatch(r"local\.(\w+)((?:\.\w+|\[\"\w+\"\])*)", expr):
+            current: Any = config.locals[m.group(1)]
+            for key in re.findall(r"\.(\w+)|\[\"(\w+)\"\]", m.group(2)):
+                current = current[key[0] or key[1]]
+            if isinstance(current, (int, float)):
+                return _number(current)
+            return render(current, config, known)
+        arithmetic = re.sub(r"(var|local)\.\w+", lambda r: value(r.group(0)), expr)
+        if re.fullmatch(r"[\d.\s*/+()-]+", arithmetic):
+            return _number(eval(arithmetic))  # digits and operators only
+        raise ValueError(f"cannot evaluate ${{{expr}}}")
+
+    out, last = [], 0
+    for start, end in _interpolations(text):
+        out.append(text[last:start])
+        out.append(value(text[start + 2 : end - 1]))
+        last = end
+    out.append(text[last:])
+    return "".join(out)

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from rbm_analytics.refresh import queries as firestore_queries
 from rbm_analytics.refresh import watermark
 from rbm_analytics.refresh.queries import QuerySpec
 
-from tests.infra import hcl
+from tests.infra import hcl, promql
 from tests.support import REPO_ROOT
 
 FUNCTIONS = ("ingest", "refresh", "export")
@@ -47,22 +48,24 @@ def _literal_set(expr: str) -> list[str]:
 def _expand(body: dict[str, Any], tf: hcl.Config) -> dict[str, dict[str, Any]]:
     """One copy of a resource per for_each key, with each.key substituted.
 
-    Literal sets and locals are expanded; a for_each over a variable stays
-    one symbolic copy keyed by the expression.
+    Literal sets, and locals holding a map or a literal set, are expanded; a
+    for_each over anything else stays one symbolic copy keyed by the
+    expression.
     """
     for_each = body.get("for_each")
     if for_each is None:
         return {"": body}
-    if for_each.startswith("${toset(["):
-        # For a set, each.value is each.key.
-        text = json.dumps(body).replace("each.value", "each.key")
-        body = json.loads(text)
-        keys = _literal_set(for_each)
-    elif m := re.fullmatch(r"\$\{local\.(\w+)\}", for_each):
-        keys = list(tf.locals[m.group(1)])
-    else:
+    literal = for_each
+    if m := re.fullmatch(r"\$\{local\.(\w+)\}", for_each):
+        literal = tf.locals[m.group(1)]
+        if isinstance(literal, dict):
+            text = json.dumps(body)
+            return {k: _fold(json.loads(text.replace("each.key", f'\\"{k}\\"'))) for k in literal}
+    if not (isinstance(literal, str) and literal.startswith('${toset(["')):
         return {for_each: body}
-    text = json.dumps(body)
+    # For a set, each.value is each.key.
+    text = json.dumps(body).replace("each.value", "each.key")
+    keys = _literal_set(literal)
     return {k: _fold(json.loads(text.replace("each.key", f'\\"{k}\\"'))) for k in keys}
 
 
@@ -93,9 +96,21 @@ def test_every_tf_file_parses_and_the_layout_is_split_by_concern(tf: hcl.Config)
 def test_providers_are_pinned_to_the_current_google_provider(tf: hcl.Config) -> None:
     terraform = tf.files["versions.tf"]["terraform"][0]
     assert terraform["required_version"] == ">= 1.5"
-    google = terraform["required_providers"][0]["google"]
-    assert google["source"] == "hashicorp/google"
-    assert google["version"] == ">= 6.0, < 8.0"
+    providers = terraform["required_providers"][0]
+    assert providers["google"]["source"] == "hashicorp/google"
+    # google_iap_web_cloud_run_service_iam_member arrived in 6.31.
+    assert providers["google"]["version"] == ">= 6.31, < 8.0"
+    # google-beta only for the preview iap_enabled field, on the same versions.
+    assert providers["google-beta"]["source"] == "hashicorp/google-beta"
+    assert providers["google-beta"]["version"] == providers["google"]["version"]
+    beta_users = {
+        key for key, body in tf.resources.items() if body.get("provider") == "google-beta"
+    }
+    assert beta_users == {
+        ("google_cloud_run_v2_service", "export_iap"),
+        ("google_cloud_run_v2_service_iam_member", "export_iap_agent"),
+        ("google_project_service_identity", "iap"),
+    }
 
 
 def test_every_variable_has_a_type_and_description(tf: hcl.Config) -> None:
@@ -308,10 +323,12 @@ def test_spec_tables_have_the_spec_partitioning_and_clustering() -> None:
         assert layout[name]["cluster_fields"][0] == "agent_id"
 
 
-# --- schedule -----------------------------------------------------------------
+# --- schedule and the refresh job ---------------------------------------------
 
 
-def test_scheduler_posts_to_refresh_with_oidc_each_morning_in_utc(tf: hcl.Config) -> None:
+def test_morning_scheduler_starts_the_refresh_job_through_the_run_admin_api(
+    tf: hcl.Config,
+) -> None:
     job = tf.resource("google_cloud_scheduler_job", "refresh")
     assert job["schedule"] == "${var.refresh_schedule}"
     assert job["time_zone"] == "${var.refresh_time_zone}"
@@ -319,6 +336,74 @@ def test_scheduler_posts_to_refresh_with_oidc_each_morning_in_utc(tf: hcl.Config
     assert tf.default("refresh_time_zone") == "Etc/UTC"
     target = job["http_target"][0]
     assert target["http_method"] == "POST"
+    assert target["uri"] == "${local.refresh_job_run_url}"
+    assert tf.locals["refresh_job_run_url"] == (
+        "https://run.googleapis.com/v2/projects/${var.project_id}/locations/${var.region}"
+        "/jobs/${google_cloud_run_v2_job.refresh.name}:run"
+    )
+    # A Google API takes an OAuth access token (an OIDC token is for run.app).
+    assert "oidc_token" not in target
+    oauth = target["oauth_token"][0]
+    assert oauth["service_account_email"] == '${google_service_account.sa["scheduler"].email}'
+    assert oauth["scope"] == "https://www.googleapis.com/auth/cloud-platform"
+    # No overrides in a body: they would need run.jobs.runWithOverrides.
+    assert "body" not in target
+    assert "${google_cloud_run_v2_job_iam_member.refresh_job_scheduler}" in job["depends_on"]
+
+
+def test_refresh_job_runs_the_refresh_functions_image_with_the_job_module(
+    tf: hcl.Config,
+) -> None:
+    job = tf.resource("google_cloud_run_v2_job", "refresh")
+    execution = job["template"][0]
+    assert execution["task_count"] == "${var.refresh_tasks}"
+    assert execution["parallelism"] == "${var.refresh_tasks}"
+    assert tf.default("refresh_tasks") >= 1
+    task = execution["template"][0]
+    # The job is the refresh function's account: the same Firestore and
+    # BigQuery grants, nothing more.
+    assert task["service_account"] == '${google_service_account.sa["refresh"].email}'
+    assert task["timeout"] == "${var.refresh_task_timeout_seconds}s"
+    # Longer than the refresh's own budget, so a task stops itself cleanly.
+    assert tf.default("refresh_task_timeout_seconds") > tf.default("refresh_time_budget_seconds")
+    (container,) = task["containers"]
+    assert container["image"] == "${local.refresh_image}"
+    assert tf.locals["refresh_image"] == (
+        "${data.google_cloud_run_v2_service.refresh_function.template[0].containers[0].image}"
+    )
+    source = tf.data[("google_cloud_run_v2_service", "refresh_function")]
+    assert source["name"] == (
+        '${basename(google_cloudfunctions2_function.fn["refresh"].service_config[0].service)}'
+    )
+    # A buildpack image sets up python and the requirements in its launcher.
+    assert container["command"] == ["launcher"]
+    assert container["args"] == ["python", "-m", "${local.refresh_job_module}"]
+    module = tf.locals["refresh_job_module"]
+    assert module == "rbm_analytics.refresh.job"
+    module_file = REPO_ROOT / "functions" / Path(*module.split(".")).with_suffix(".py")
+    if not module_file.is_file():
+        pytest.skip(f"{module_file.relative_to(REPO_ROOT)} is not on this branch yet")
+    assert "__main__" in module_file.read_text()
+
+
+def test_refresh_job_gets_exactly_the_functions_settings(tf: hcl.Config) -> None:
+    container = tf.resource("google_cloud_run_v2_job", "refresh")["template"][0]["template"][0][
+        "containers"
+    ][0]
+    (dyn,) = container["dynamic"]
+    assert dyn["env"]["for_each"] == "${local.env}"
+    assert dyn["env"]["content"][0] == {"name": "${env.key}", "value": "${env.value}"}
+
+
+def test_intraday_scheduler_posts_a_body_refresh_reads_as_today_so_far(tf: hcl.Config) -> None:
+    job = tf.resource("google_cloud_scheduler_job", "intraday")
+    assert job["count"] == "${local.intraday_enabled ? 1 : 0}"
+    assert tf.locals["intraday_enabled"] == '${var.intraday_schedule != ""}'
+    assert job["schedule"] == "${var.intraday_schedule}"
+    # Hourly by default.
+    minute, hour, *rest = tf.default("intraday_schedule").split()
+    assert minute.isdigit() and hour == "*" and rest == ["*", "*", "*"]
+    target = job["http_target"][0]
     assert target["uri"] == "${local.refresh_url}"
     assert tf.locals["refresh_url"] == (
         '${google_cloudfunctions2_function.fn["refresh"].service_config[0].uri}'
@@ -326,36 +411,49 @@ def test_scheduler_posts_to_refresh_with_oidc_each_morning_in_utc(tf: hcl.Config
     oidc = target["oidc_token"][0]
     assert oidc["service_account_email"] == '${google_service_account.sa["scheduler"].email}'
     assert oidc["audience"] == "${local.refresh_url}"
-    assert "oauth_token" not in target
-
-
-def test_scheduler_body_is_a_request_refresh_accepts_as_todays_run(tf: hcl.Config) -> None:
-    target = tf.resource("google_cloud_scheduler_job", "refresh")["http_target"][0]
-    m = re.fullmatch(r'\$\{base64encode\("(.*)"\)\}', target["body"])
-    assert m, target["body"]
-    body = m.group(1).encode()
     assert target["headers"] == {"Content-Type": "application/json"}
+    assert target["body"] == "${base64encode(local.intraday_body)}"
+    assert tf.locals["intraday_body"] == "${jsonencode({intraday = true})}"
+    if "intraday" not in {f.name for f in dataclasses.fields(refresh_plan.RefreshPlan)}:
+        pytest.skip("the refresh's intraday run is not on this branch yet")
+    body = json.dumps({"intraday": True}).encode()
     today = date(2026, 3, 10)
     plan = refresh_plan.plan_from_body(body, today=today, window_days=8)
-    assert plan == refresh_plan.plan(today=today, window_days=8)
-    assert (plan.start, plan.end) == (date(2026, 3, 2), date(2026, 3, 9))
+    assert plan.intraday is True
+    assert (plan.start, plan.end) == (today, today)
 
 
-def test_attempt_deadline_fits_the_function_timeout_and_the_scheduler_ceiling(
+def test_intraday_attempt_deadline_fits_the_function_timeout_and_the_scheduler_ceiling(
     tf: hcl.Config,
 ) -> None:
-    job = tf.resource("google_cloud_scheduler_job", "refresh")
+    job = tf.resource("google_cloud_scheduler_job", "intraday")
     assert job["attempt_deadline"] == "${local.refresh_attempt_deadline}"
     assert tf.locals["refresh_attempt_deadline"] == (
         "${min(var.refresh_timeout_seconds, local.scheduler_max_deadline_seconds)}s"
     )
     # Cloud Scheduler allows 15 s to 30 min for HTTP targets.
     assert tf.locals["scheduler_max_deadline_seconds"] == 1800
-    retry = job["retry_config"][0]
-    assert retry["retry_count"] >= 1
-    backoff = int(retry["min_backoff_duration"].removesuffix("s"))
-    assert backoff >= 60
-    assert int(retry["max_backoff_duration"].removesuffix("s")) >= backoff
+    for name in ("refresh", "intraday"):
+        retry = tf.resource("google_cloud_scheduler_job", name)["retry_config"][0]
+        assert retry["retry_count"] >= 1
+        backoff = int(retry["min_backoff_duration"].removesuffix("s"))
+        assert backoff >= 60
+        assert int(retry["max_backoff_duration"].removesuffix("s")) >= backoff
+
+
+def test_refresh_ingress_is_internal_unless_the_scheduler_must_reach_it(tf: hcl.Config) -> None:
+    fn = tf.resource("google_cloudfunctions2_function", "fn")
+    assert fn["service_config"][0]["ingress_settings"] == "${each.value.ingress}"
+    sizing = tf.locals["functions"]
+    assert sizing["ingest"]["ingress"] == "ALLOW_ALL"
+    assert sizing["export"]["ingress"] == "ALLOW_ALL"
+    # Cloud Scheduler's HTTP requests are not internal traffic: the function
+    # admits every network only while the intraday run posts to it.
+    assert sizing["refresh"]["ingress"] == (
+        '${local.intraday_enabled ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"}'
+    )
+    grant = tf.resource("google_cloud_run_service_iam_member", "refresh_scheduler")
+    assert grant["count"] == "${local.intraday_enabled ? 1 : 0}"
 
 
 # --- IAM ----------------------------------------------------------------------
@@ -371,9 +469,13 @@ def _bindings(tf: hcl.Config) -> set[tuple[str, str, str, str]]:
         for copy in _expand(body, tf).values():
             target = (
                 copy.get("service")
+                or copy.get("cloud_run_service_name")
+                or copy.get("table_id")
                 or copy.get("dataset_id")
                 or copy.get("secret_id")
                 or copy.get("bucket")
+                or copy.get("repository")
+                or copy.get("name")
                 or copy.get("project")
             )
             found.add((rtype, target, copy["role"], copy["member"]))
@@ -401,21 +503,82 @@ def test_iam_grants_are_exactly_the_least_privilege_set(tf: hcl.Config) -> None:
     }
     run = "google_cloud_run_service_iam_member"
     bq = "google_bigquery_dataset_iam_member"
+    table = "google_bigquery_table_iam_member"
+    viewer = "roles/bigquery.dataViewer"
+    export_tables = {
+        (table, "${google_bigquery_table.table[each.value].table_id}", viewer, _sa("export"))
+    }
     expected = {
         ("google_project_iam_member", project, "roles/datastore.user", _sa("ingest")),
         ("google_project_iam_member", project, "roles/datastore.user", _sa("refresh")),
         (bq, dataset, "roles/bigquery.dataEditor", _sa("refresh")),
-        (bq, dataset, "roles/bigquery.dataViewer", _sa("export")),
+        (table, "${google_bigquery_table.view[each.key].table_id}", viewer, _sa("export")),
         ("google_project_iam_member", project, "roles/bigquery.jobUser", _sa("refresh")),
         ("google_project_iam_member", project, "roles/bigquery.jobUser", _sa("export")),
         (run, _fn("ingest"), "roles/run.invoker", "allUsers"),
         (run, _fn("refresh"), "roles/run.invoker", _sa("scheduler")),
         (run, _fn("export"), "roles/run.invoker", "${each.value}"),
-        ("google_project_iam_member", project, "roles/storage.objectViewer", _sa("builder")),
+        ("google_cloud_run_v2_job_iam_member", "${google_cloud_run_v2_job.refresh.name}",
+         "roles/run.invoker", _sa("scheduler")),
+        ("google_cloud_run_v2_service_iam_member",
+         "${google_cloud_run_v2_service.export_iap[0].name}", "roles/run.invoker",
+         "${local.iap_service_agent}"),
+        ("google_iap_web_cloud_run_service_iam_member",
+         "${google_cloud_run_v2_service.export_iap[0].name}", "roles/iap.httpsResourceAccessor",
+         "${each.value}"),
         ("google_project_iam_member", project, "roles/logging.logWriter", _sa("builder")),
-        ("google_project_iam_member", project, "roles/artifactregistry.writer", _sa("builder")),
-    } | secret_grants  # fmt: skip
+        ("google_project_iam_member", project, "roles/storage.objectViewer", _sa("builder")),
+        ("google_storage_bucket_iam_member", "${google_storage_bucket.source.name}",
+         "roles/storage.objectViewer", _sa("builder")),
+        ("google_artifact_registry_repository_iam_member",
+         "${google_artifact_registry_repository.images.name}", "roles/artifactregistry.writer",
+         _sa("builder")),
+    } | secret_grants | export_tables  # fmt: skip
     assert _bindings(tf) == expected
+
+
+def _export_tables() -> set[str]:
+    layout = json.loads(hcl.path("schemas/tables.json").read_text())
+    return {name for name, spec in layout.items() if spec["kind"] == "daily"}
+
+
+def test_export_reads_the_daily_tables_table_by_table_never_the_mirror(tf: hcl.Config) -> None:
+    grant = tf.resource("google_bigquery_table_iam_member", "export_table_reader")
+    assert grant["for_each"] == "${local.export_tables}"
+    assert tf.locals["export_tables"] == (
+        '${toset([for name, table in local.tables : name if table.kind == "daily"])}'
+    )
+    readable = _export_tables()
+    assert readable == {"daily_metrics", "daily_postbacks", "response_samples"}
+    # The columns that identify a user stay out of export's reach.
+    for name in readable:
+        columns = {f["name"] for f in json.loads(hcl.path(f"schemas/{name}.json").read_text())}
+        assert "user_key" not in columns, name
+    assert not readable & set(schemas_bq.MIRROR_TABLES)
+    # No dataset-wide read for export.
+    dataset_grants = tf.of_type("google_bigquery_dataset_iam_member")
+    assert [g["member"] for g in dataset_grants.values()] == [_sa("refresh")]
+
+
+def test_builder_reads_only_the_source_buckets_and_writes_only_its_repository(
+    tf: hcl.Config,
+) -> None:
+    fn = tf.resource("google_cloudfunctions2_function", "fn")
+    assert fn["build_config"][0]["docker_repository"] == (
+        "${google_artifact_registry_repository.images.id}"
+    )
+    grant = tf.resource("google_project_iam_member", "builder_function_sources")
+    expression = hcl.render(
+        grant["condition"][0]["expression"],
+        tf,
+        {"data.google_project.this.number": "123456789012"},
+    )
+    bucket = "projects/_/buckets/gcf-v2-sources-123456789012-us-central1"
+    assert expression == (f'resource.name == "{bucket}" || resource.name.startsWith("{bucket}/")')
+    # The condition admits that bucket and its objects, not a look-alike name.
+    admitted = re.compile(rf"{re.escape(bucket)}(/.*)?")
+    assert admitted.fullmatch(f"{bucket}/rbm-analytics-refresh/function-source.zip")
+    assert not admitted.fullmatch(f"{bucket}-other/x")
 
 
 def test_firestore_grants_are_conditioned_on_the_database(tf: hcl.Config) -> None:
@@ -509,7 +672,8 @@ def test_firestore_native_database_with_ttl_on_expire_at(tf: hcl.Config) -> None
 
 def _declared_indexes(tf: hcl.Config) -> set[tuple[str, tuple[str, ...]]]:
     out = set()
-    for body in tf.of_type("google_firestore_index").values():
+    indexes = tf.of_type("google_firestore_index").values()
+    for body in (copy for index in indexes for copy in _expand(index, tf).values()):
         fields = tuple(f["field_path"] for f in body["fields"] if f["field_path"] != "__name__")
         out.add((body["collection"], fields))
     return out
@@ -576,29 +740,252 @@ def test_index_exemptions_never_touch_a_queried_field(tf: hcl.Config) -> None:
 # --- monitoring and outputs ---------------------------------------------------
 
 
-def test_alerts_cover_refresh_failure_absence_and_ingest_5xx(tf: hcl.Config) -> None:
+ALERTS = {
+    "refresh_failed", "refresh_missing", "ingest_5xx", "watermark_lag", "forward_failures",
+    "auth_failures", "rate_drop", "agent_silent",
+}  # fmt: skip
+# What local.service_names renders to with the default name_prefix.
+KNOWN = {
+    f'local.service_names["{fn}"]': f"rbm-analytics-{fn}" for fn in FUNCTIONS
+}  # fmt: skip
+
+
+def _render(tf: hcl.Config, text: str) -> str:
+    return hcl.render(text, tf, KNOWN)
+
+
+def _condition(tf: hcl.Config, policy: str, kind: str) -> dict[str, Any]:
+    (condition,) = tf.resource("google_monitoring_alert_policy", policy)["conditions"]
+    return condition[kind][0]
+
+
+def test_every_alert_is_documented_and_notifies(tf: hcl.Config) -> None:
     policies = tf.of_type("google_monitoring_alert_policy")
-    assert set(policies) == {"refresh_failed", "refresh_missing", "ingest_5xx"}
-    metric = tf.resource("google_logging_metric", "refresh_errors")
-    assert 'service_name="${local.service_names["refresh"]}"' in metric["filter"]
-    assert "severity>=ERROR" in metric["filter"]
-    failed = policies["refresh_failed"]["conditions"][0]["condition_threshold"][0]
-    assert "${google_logging_metric.refresh_errors.name}" in failed["filter"]
-    assert failed["comparison"] == "COMPARISON_GT"
-    missing = policies["refresh_missing"]["conditions"][0]["condition_absent"][0]
-    assert 'response_code_class="2xx"' in missing["filter"]
-    assert 'local.service_names["refresh"]' in missing["filter"]
+    assert set(policies) == ALERTS
+    for name, policy in policies.items():
+        assert policy["notification_channels"] == "${local.alert_channels}", name
+        doc = policy["documentation"][0]
+        assert doc["mime_type"] == "text/markdown"
+        if name == "rate_drop":
+            assert doc["content"] == "${local.rate_drop_docs[each.key]}"
+            continue
+        # What it means and what to do: a paragraph, not a title.
+        assert len(doc["content"].split()) >= 40, name
+        assert policy["severity"] in {"CRITICAL", "ERROR", "WARNING"}, name
+    for name, doc in tf.locals["rate_drop_docs"].items():
+        assert len(doc.split()) >= 40, name
+    assert set(tf.locals["rate_drop_docs"]) == set(tf.locals["rate_drop_queries"])
+
+
+def test_refresh_failure_and_absence_watch_the_function_and_the_job(tf: hcl.Config) -> None:
+    metric = _render(tf, tf.resource("google_logging_metric", "refresh_errors")["filter"])
+    assert metric == (
+        '((resource.type="cloud_run_revision"'
+        ' AND resource.labels.service_name="rbm-analytics-refresh")'
+        ' OR (resource.type="cloud_run_job"'
+        ' AND resource.labels.job_name="rbm-analytics-refresh-job"))'
+        " AND severity>=ERROR"
+    )
+    failed = _condition(tf, "refresh_failed", "condition_threshold")
+    assert _render(tf, failed["filter"]) == (
+        'metric.type="logging.googleapis.com/user/rbm-analytics-refresh-errors"'
+    )
+    assert (failed["comparison"], failed["threshold_value"]) == ("COMPARISON_GT", 0)
+    missing = _condition(tf, "refresh_missing", "condition_absent")
+    assert _render(tf, missing["filter"]) == (
+        'metric.type="run.googleapis.com/job/completed_execution_count"'
+        ' AND resource.type="cloud_run_job"'
+        ' AND resource.labels.job_name="rbm-analytics-refresh-job"'
+        ' AND metric.labels.result="succeeded"'
+    )
     # Absence may look back at most 23.5 h, window plus absence at most 25 h.
     window = int(missing["aggregations"][0]["alignment_period"].removesuffix("s"))
     absence = int(missing["duration"].removesuffix("s"))
     assert absence <= 23.5 * 3600
     assert window + absence == 25 * 3600
-    ingest = policies["ingest_5xx"]["conditions"][0]["condition_threshold"][0]
-    assert 'response_code_class="5xx"' in ingest["filter"]
-    assert 'local.service_names["ingest"]' in ingest["filter"]
+
+
+def test_ingest_5xx_alert(tf: hcl.Config) -> None:
+    ingest = _condition(tf, "ingest_5xx", "condition_threshold")
+    assert _render(tf, ingest["filter"]) == (
+        'metric.type="run.googleapis.com/request_count" AND resource.type="cloud_run_revision"'
+        ' AND resource.labels.service_name="rbm-analytics-ingest"'
+        ' AND metric.labels.response_code_class="5xx"'
+    )
     assert int(ingest["duration"].removesuffix("s")) >= 300
-    for policy in policies.values():
-        assert policy["notification_channels"] == "${local.alert_channels}"
+
+
+def test_watermark_lag_alert_fires_long_before_the_ttl_could_delete_unmirrored_documents(
+    tf: hcl.Config,
+) -> None:
+    metric = tf.resource("google_logging_metric", "watermark_lag")
+    assert _render(tf, metric["filter"]).endswith(
+        ' AND jsonPayload.message="refresh run" AND jsonPayload.watermark_lag_s:*'
+    )
+    assert metric["value_extractor"] == "EXTRACT(jsonPayload.watermark_lag_s)"
+    assert metric["metric_descriptor"][0]["value_type"] == "DISTRIBUTION"
+    condition = _condition(tf, "watermark_lag", "condition_threshold")
+    assert condition["threshold_value"] == "${local.watermark_lag_threshold_s}"
+    threshold = float(_render(tf, condition["threshold_value"]))
+    assert threshold == tf.default("watermark_lag_alert_hours") * 3600 == 3 * 86400
+    # Days of margin before RETENTION_DAYS deletes a document nobody mirrored.
+    assert threshold <= tf.default("retention_days") * 86400 / 4
+    assert condition["comparison"] == "COMPARISON_GT"
+    assert condition["aggregations"][0]["per_series_aligner"] == "ALIGN_PERCENTILE_99"
+    assert condition["aggregations"][0]["cross_series_reducer"] == "REDUCE_MAX"
+    # The threshold is a bucket boundary, so the percentile crosses it exactly
+    # when a run reported more.
+    bounds = [int(b) for b in tf.locals["watermark_lag_bounds"]]
+    rendered = sorted({b for b in bounds if b != threshold} | {int(threshold)})
+    assert rendered == sorted(rendered) and int(threshold) in rendered
+    assert bounds == sorted(bounds)
+    doc = tf.resource("google_monitoring_alert_policy", "watermark_lag")["documentation"][0]
+    assert "RETENTION_DAYS" in doc["content"]
+    check = tf.files["monitoring.tf"]["check"][0]["watermark_alert_before_retention"]
+    assert check["assert"][0]["condition"] == (
+        "${var.watermark_lag_alert_hours <= var.retention_days * 24 / 4}"
+    )
+
+
+def test_watermark_lag_field_is_what_the_refresh_logs() -> None:
+    routes = REPO_ROOT / "functions" / "rbm_analytics" / "refresh"
+    text = "".join(p.read_text() for p in routes.glob("*.py"))
+    if "watermark_lag_s" not in text:
+        pytest.skip("the refresh does not log watermark_lag_s on this branch yet")
+    assert '"refresh run"' in text
+
+
+def test_forward_failure_alert_counts_every_relay_outcome_but_ok(tf: hcl.Config) -> None:
+    relay = (REPO_ROOT / "functions" / "rbm_analytics" / "ingest" / "relay.py").read_text()
+    # The outcomes ingest logs; "ok" is the only success.
+    assert 'Outcome = Literal["ok", ' in relay
+    assert '"forward_outcome": self.outcome' in relay
+    metric = tf.resource("google_logging_metric", "forward_failures")
+    assert _render(tf, metric["filter"]) == (
+        'resource.type="cloud_run_revision" AND resource.labels.service_name="rbm-analytics-ingest"'
+        ' AND jsonPayload.message="ingest request"'
+        ' AND jsonPayload.forward_outcome:* AND jsonPayload.forward_outcome!="ok"'
+    )
+    assert metric["label_extractors"]["agent_id"] == "EXTRACT(jsonPayload.agent_id)"
+    condition = _condition(tf, "forward_failures", "condition_threshold")
+    assert "${google_logging_metric.forward_failures.name}" in condition["filter"]
+    assert condition["threshold_value"] == "${var.forward_failures_per_5min}"
+    assert condition["aggregations"][0]["alignment_period"] == "300s"
+    assert condition["aggregations"][0]["group_by_fields"] == ["metric.label.agent_id"]
+    assert condition["duration"] == "600s"
+
+
+def test_auth_failure_alert_counts_401_and_403_at_ingest(tf: hcl.Config) -> None:
+    condition = _condition(tf, "auth_failures", "condition_threshold")
+    assert _render(tf, condition["filter"]) == (
+        'metric.type="run.googleapis.com/request_count" AND resource.type="cloud_run_revision"'
+        ' AND resource.labels.service_name="rbm-analytics-ingest"'
+        ' AND metric.labels.response_code=one_of("401", "403")'
+    )
+    assert condition["threshold_value"] == "${var.auth_failures_per_5min}"
+    assert condition["aggregations"][0]["alignment_period"] == "300s"
+    assert condition["aggregations"][0]["per_series_aligner"] == "ALIGN_DELTA"
+
+
+def test_business_metrics_read_ingests_log_line(tf: hcl.Config) -> None:
+    events = tf.resource("google_logging_metric", "webhook_events")
+    assert _render(tf, events["filter"]).endswith(
+        ' AND jsonPayload.message="ingest request"'
+        ' AND (jsonPayload.route="webhook" OR jsonPayload.route="pubsub")'
+        ' AND jsonPayload.outcome="stored"'
+    )
+    assert events["label_extractors"] == {
+        "agent_id": "EXTRACT(jsonPayload.agent_id)", "kind": "EXTRACT(jsonPayload.kind)",
+    }  # fmt: skip
+    sent = tf.resource("google_logging_metric", "sent_records")
+    assert _render(tf, sent["filter"]).endswith(
+        ' AND jsonPayload.route="agent-messages" AND jsonPayload.outcome="stored"'
+        " AND jsonPayload.agent_id:*"
+    )
+    assert sent["value_extractor"] == "EXTRACT(jsonPayload.stored)"
+    # The fields exist in ingest's line today (agent_id on agent-messages
+    # lines is asked of ingest: see the README's alerts section).
+    routes = (REPO_ROOT / "functions" / "rbm_analytics" / "ingest" / "routes.py").read_text()
+    for field in ('fields["agent_id"]', 'fields["kind"]', 'outcome="stored"'):
+        assert field in routes, field
+    for route in ('"webhook"', '"pubsub"', '"agent-messages"'):
+        assert f"web.Route({route}" in routes, route
+    # PromQL names: the first "/" to ":", other invalid characters to "_".
+    assert _render(tf, tf.locals["promql"]["webhook_events"]) == (
+        "logging_googleapis_com:user_rbm_analytics_webhook_events"
+    )
+    assert _render(tf, tf.locals["promql"]["sent_records"]) == (
+        "logging_googleapis_com:user_rbm_analytics_sent_records_sum"
+    )
+
+
+EVENTS = "logging_googleapis_com:user_rbm_analytics_webhook_events"
+SENT = "logging_googleapis_com:user_rbm_analytics_sent_records_sum"
+INGEST = {("monitored_resource", "cloud_run_revision"), ("service_name", "rbm-analytics-ingest")}
+
+
+def _series(metric: str, kind: str | None, window: str, offset: str = "0") -> tuple[Any, ...]:
+    labels = INGEST | ({("kind", kind)} if kind else set())
+    return (metric, frozenset(labels), window, offset)
+
+
+def _rates(agents: dict[str, tuple[int, int, int, int, int, int]]) -> dict[tuple[Any, ...], Any]:
+    """Per agent: sent, delivered, read over the last day, then over the 7 days before."""
+    data: dict[tuple[Any, ...], dict[str, float]] = {}
+    for agent, (s1, d1, r1, s7, d7, r7) in agents.items():
+        for key, value in (
+            (_series(SENT, None, "1d"), s1),
+            (_series(EVENTS, "DELIVERED", "1d"), d1),
+            (_series(EVENTS, "READ", "1d"), r1),
+            (_series(SENT, None, "7d", "1d"), s7),
+            (_series(EVENTS, "DELIVERED", "7d", "1d"), d7),
+            (_series(EVENTS, "READ", "7d", "1d"), r7),
+        ):  # fmt: skip
+            data.setdefault(key, {})[agent] = value
+    return data
+
+
+def test_rate_drop_alerts_fire_for_the_agent_whose_rate_fell(tf: hcl.Config) -> None:
+    queries = {k: _render(tf, v) for k, v in tf.locals["rate_drop_queries"].items()}
+    data = _rates({
+        # sent, delivered, read today; the same over the 7 days before
+        "steady":        (1000, 900, 540, 7000, 6300, 3780),   # 90 %, 60 % both times
+        "reads_fell":    (1000, 900, 180, 7000, 6300, 3780),   # read 20 % vs 60 %
+        "delivery_fell": (1000, 300, 180, 7000, 6300, 3780),   # delivered 30 % vs 90 %
+        "slightly_less": (1000, 800, 450, 7000, 6300, 3780),   # 80 %, 56 %: within half
+        "tiny":          (50, 10, 1, 7000, 6300, 3780),        # too few messages today
+        "new_agent":     (1000, 900, 100, 0, 0, 0),            # no past to compare with
+    })  # fmt: skip
+    assert set(promql.evaluate(queries["delivery"], data)) == {"delivery_fell"}
+    assert set(promql.evaluate(queries["read"], data)) == {"reads_fell"}
+    for name in ("delivery", "read"):
+        condition = tf.resource("google_monitoring_alert_policy", "rate_drop")["conditions"][0]
+        promql_condition = condition["condition_prometheus_query_language"][0]
+        assert promql_condition["query"] == "${each.value}"
+        assert int(promql_condition["duration"].removesuffix("s")) >= 1800, name
+
+
+def test_silence_alert_fires_for_a_usually_busy_agent_with_no_events(tf: hcl.Config) -> None:
+    query = _render(tf, tf.locals["silence_query"])
+    hours = tf.default("silence_hours")
+    week = _series(EVENTS, None, "7d")
+    recent = _series(EVENTS, None, f"{hours}h")
+    data = {
+        # 10 events an hour for a week: 60 per 6 hours on average.
+        week: {"busy_now_silent": 1680, "busy_and_active": 1680, "quiet": 30, "zero_now": 1680},
+        # No series at all for an agent without events; an explicit 0 counts too.
+        recent: {"busy_and_active": 50, "quiet": 0, "zero_now": 0},
+    }
+    assert set(promql.evaluate(query, data)) == {"busy_now_silent", "zero_now"}
+
+
+def test_each_business_query_names_only_metrics_defined_here(tf: hcl.Config) -> None:
+    queries = [*tf.locals["rate_drop_queries"].values(), tf.locals["silence_query"]]
+    for query in queries:
+        rendered = _render(tf, query)
+        names = set(re.findall(r"logging_googleapis_com:user_\w+", rendered))
+        assert names <= {EVENTS, SENT}, names
+        assert rendered.count("(") == rendered.count(")")
 
 
 def test_outputs_give_the_urls_an_operator_needs(tf: hcl.Config) -> None:
@@ -632,3 +1019,91 @@ def test_terraform_fmt_is_clean() -> None:
         env={"PATH": "/usr/bin:/bin", "TF_CLI_CONFIG_FILE": "/dev/null", "CHECKPOINT_DISABLE": "1"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- adoption, IAP, views, the change feed index -----------------------------
+
+
+def test_an_existing_firestore_database_can_be_adopted(tf: hcl.Config) -> None:
+    db = tf.resource("google_firestore_database", "db")
+    assert db["count"] == "${var.create_firestore_database ? 1 : 0}"
+    assert tf.default("create_firestore_database") is True
+    assert tf.locals["firestore_database"] == (
+        "${var.create_firestore_database ? google_firestore_database.db[0].name"
+        " : var.firestore_database}"
+    )
+    # Everything else in Firestore is applied to the created or adopted one.
+    for rtype in ("google_firestore_field", "google_firestore_index"):
+        for name, body in tf.of_type(rtype).items():
+            assert body["database"] == "${local.firestore_database}", (rtype, name)
+    assert "terraform -chdir=infra import 'google_firestore_database.db[0]'" in (
+        hcl.path("firestore.tf").read_text()
+    )
+
+
+def test_every_collection_has_the_shard_and_update_time_index(tf: hcl.Config) -> None:
+    declared = _declared_indexes(tf)
+    for collection in collections.COLLECTIONS:
+        assert (collection, ("shard", "updated_at")) in declared, collection
+    index = tf.resource("google_firestore_index", "shard_updated")
+    assert index["query_scope"] == "COLLECTION"
+    assert [f["order"] for f in index["fields"]] == ["ASCENDING", "ASCENDING"]
+    shards = REPO_ROOT / "functions" / "rbm_analytics" / "core" / "shards.py"
+    if shards.is_file():
+        assert 'SHARD_FIELD = "shard"' in shards.read_text()
+
+
+def test_iap_puts_a_second_service_with_the_export_image_behind_the_proxy(
+    tf: hcl.Config,
+) -> None:
+    assert tf.default("iap_enabled") is False
+    service = tf.resource("google_cloud_run_v2_service", "export_iap")
+    assert service["count"] == "${var.iap_enabled ? 1 : 0}"
+    assert service["iap_enabled"] is True
+    assert service["launch_stage"] == "BETA"
+    template = service["template"][0]
+    assert template["service_account"] == '${google_service_account.sa["export"].email}'
+    (container,) = template["containers"]
+    assert container["image"] == (
+        "${data.google_cloud_run_v2_service.export_function[0].template[0].containers[0].image}"
+    )
+    (dyn,) = container["dynamic"]
+    assert "local.env" in dyn["env"]["for_each"]
+    agent = tf.resource("google_cloud_run_v2_service_iam_member", "export_iap_agent")
+    assert agent["member"] == "${local.iap_service_agent}"
+    assert tf.locals["iap_service_agent"] == (
+        "serviceAccount:service-${data.google_project.this.number}"
+        "@gcp-sa-iap.iam.gserviceaccount.com"
+    )
+    members = tf.resource("google_iap_web_cloud_run_service_iam_member", "export_iap_members")
+    assert members["for_each"] == "${var.iap_enabled ? toset(var.iap_members) : toset([])}"
+    assert members["role"] == "roles/iap.httpsResourceAccessor"
+    assert tf.outputs["ui_iap_url"]["value"] == (
+        '${var.iap_enabled ? "${google_cloud_run_v2_service.export_iap[0].uri}/ui" : ""}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("member", "ok"),
+    [("domain:example.com", True), ("group:team@example.com", True), ("allUsers", False)],
+)
+def test_iap_members_reject_public_members(tf: hcl.Config, member: str, ok: bool) -> None:
+    condition = tf.variables["iap_members"]["validation"][0]["condition"]
+    pattern = re.search(r'regex\("(.+?)", m\)', condition)
+    assert pattern, condition
+    assert bool(re.search(pattern.group(1), member)) is ok
+
+
+def test_views_come_from_sql_files_in_standard_sql(tf: hcl.Config) -> None:
+    assert tf.locals["views"] == (
+        '${{for f in fileset("${path.module}/views", "*.sql") : trimsuffix(f, ".sql") => f}}'
+    )
+    view = tf.resource("google_bigquery_table", "view")
+    assert view["for_each"] == "${local.views}"
+    definition = view["view"][0]
+    assert definition["use_legacy_sql"] is False
+    assert definition["query"].startswith('${templatefile("${path.module}/views/${each.value}"')
+    # Each file's placeholders are the ones templatefile fills.
+    for sql in sorted(hcl.path("views").glob("*.sql")) if hcl.path("views").is_dir() else []:
+        placeholders = set(re.findall(r"\$\{(\w+)\}", sql.read_text()))
+        assert placeholders <= {"project", "dataset"}, (sql.name, placeholders)
