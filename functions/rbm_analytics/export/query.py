@@ -283,35 +283,45 @@ def build_export_query(
         )
         joins.append("totals")
 
-    # Week and month percentiles: nearest rank over the period's own samples
-    # (APPROX_QUANTILES(x, 100)[OFFSET(p)]), never an average of daily values;
-    # at day scale only the all-agents row needs them (an agent's day is the
-    # refresh's own value).
-    if scale != "day" or total:
-        by_sample: dict[str, list[Metric]] = {}
-        for metric in chosen:
-            if metric.kind is Kind.PERCENTILE:
-                assert metric.sample is not None
-                by_sample.setdefault(metric.sample, []).append(metric)
-        for sample, pcts in by_sample.items():
-            columns = ",\n".join(
-                f"    APPROX_QUANTILES(`seconds`, 100)[OFFSET({m.percentile})] AS {_q(m.name)}"
-                for m in pcts
-            )
-            source = rows_of(
-                samples,
-                ["date", "seconds"],
-                f"{in_range} AND `metric` = '{sample}'",
-                agents=scale != "day",
-            )
-            ctes.append(
-                f"{sample}_samples AS (\n"  # noqa: S608 (catalog identifiers only)
-                f"  SELECT {period_of.format(d='`date`')} AS period, `agent_id`,\n{columns}\n"
-                f"  FROM {source}\n"
-                "  GROUP BY period, `agent_id`\n"
-                ")"
-            )
-            joins.append(f"{sample}_samples")
+    # Week and month percentiles: nearest rank over the period's own samples,
+    # never an average of daily values; at day scale only the all-agents row
+    # needs them (an agent's day is the refresh's own value).
+    # PERCENTILE_DISC(x, p / 100) is the first sorted sample whose cumulative
+    # distribution is >= p / 100: the ceil(p * n / 100)-th smallest. One pass
+    # over response_samples for all of them.
+    percentiles = [m for m in chosen if m.kind is Kind.PERCENTILE]
+    if percentiles and (scale != "day" or total):
+        windows = sorted({(str(m.sample), int(m.percentile or 0)) for m in percentiles})
+        ranked = ",\n".join(
+            f"      PERCENTILE_DISC(`seconds`, {p / 100}) OVER period_series AS `{sample}_p{p}`"
+            for sample, p in windows
+        )
+        columns = ",\n".join(
+            f"    MAX(IF(`metric` = '{m.sample}', `{m.sample}_p{m.percentile}`, NULL))"
+            f" AS {_q(m.name)}"
+            for m in percentiles
+        )
+        metric_names = ", ".join(sorted({f"'{m.sample}'" for m in percentiles}))
+        source = rows_of(
+            samples,
+            ["date", "metric", "seconds"],
+            f"{in_range} AND `metric` IN ({metric_names})",
+            agents=scale != "day",
+        )
+        ctes.append(
+            "period_samples AS (\n"  # noqa: S608 (catalog identifiers only)
+            f"  SELECT period, `agent_id`,\n{columns}\n"
+            "  FROM (\n"
+            f"    SELECT {period_of.format(d='`date`')} AS period, `agent_id`, `metric`,\n"
+            f"{ranked}\n"
+            f"    FROM {source}\n"
+            "    WINDOW period_series AS (\n"
+            f"      PARTITION BY {period_of.format(d='`date`')}, `agent_id`, `metric`)\n"
+            "  )\n"
+            "  GROUP BY period, `agent_id`\n"
+            ")"
+        )
+        joins.append("period_samples")
 
     select = ["periods.period AS `date`", "agents.agent_id AS `agent_id`"]
     for metric in chosen:
@@ -323,11 +333,11 @@ def build_export_query(
             num, den = (_q(c) for c in metric.ratio)
             expr = f"ROUND(SAFE_DIVIDE(totals.{num}, totals.{den}), 4)"
         elif metric.kind is Kind.PERCENTILE and scale != "day":
-            expr = f"{metric.sample}_samples.{name}"
+            expr = f"period_samples.{name}"
         elif metric.kind is Kind.PERCENTILE and total:
             expr = (
                 f"IF(agents.agent_id = '{ALL_AGENTS}', "
-                f"{metric.sample}_samples.{name}, totals.{name})"
+                f"period_samples.{name}, totals.{name})"
             )
         else:
             expr = f"totals.{name}"

@@ -9,8 +9,10 @@ from statistics import mean
 from typing import Any
 
 import pytest
+from rbm_analytics_dev.reference import nearest_rank
 
-from tests.export_data import Warehouse, daily, nearest_rank, parse_csv, sample
+from tests.export_data import Warehouse, daily, parse_csv, sample
+from tests.integration.test_refresh_percentiles import crafted, other_definitions
 
 
 def _rows(client: Any, **params: str) -> list[dict[str, str]]:
@@ -246,3 +248,49 @@ def test_json_for_periods(export_client: Any, warehouse: Warehouse, scale: str) 
         {"date": label, "agent_id": "acme", "sent": 2, "read_rate": 0.5,
          "agent_response_p90_s": None},
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scale", "start", "end"),
+    [("week", date(2026, 2, 2), date(2026, 2, 8)), ("month", date(2026, 2, 1), date(2026, 2, 28))],
+)
+def test_period_percentiles_are_nearest_rank_for_n_1_to_200(
+    export_client: Any, warehouse: Warehouse, scale: str, start: date, end: date
+) -> None:
+    seed = 20260202
+    print(f"seed={seed}")
+    rng = random.Random(seed)
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    want: dict[str, dict[str, list[int]]] = {}
+    samples: list[dict[str, Any]] = []
+    for n in range(1, 201):
+        agent = f"agent-{n:03d}"
+        want[agent] = {}
+        for metric in ("read_to_reply", "agent_response"):
+            values = crafted(rng, n)
+            want[agent][metric] = values
+            samples += [sample(rng.choice(days), agent, metric, ms / 1000) for ms in values]
+    warehouse.load("daily_metrics", [daily(start, agent) for agent in want])
+    warehouse.load("response_samples", samples)
+    columns = {
+        "read_to_reply_p50_s": ("read_to_reply", 50),
+        "agent_response_p50_s": ("agent_response", 50),
+        "agent_response_p90_s": ("agent_response", 90),
+    }
+    rows = _rows(export_client, start=str(start), end=str(end), scale=scale,
+                 metrics=",".join(columns))  # fmt: skip
+    assert [r["agent_id"] for r in rows] == sorted(want)
+    problems = []
+    differs = dict.fromkeys(("floor", "round", "interpolated"), 0)
+    for row in rows:
+        assert row["date"] == str(start - timedelta(days=start.weekday()) if scale == "week"
+                                  else start.replace(day=1))  # fmt: skip
+        for column, (metric, p) in columns.items():
+            values = want[row["agent_id"]][metric]
+            expected = nearest_rank(values, p) / 1000
+            if row[column] != repr(expected):
+                problems.append(f"{row['agent_id']} {column}: got {row[column]}, want {expected}")
+            for name, value in other_definitions(values, p).items():
+                differs[name] += value / 1000 != expected
+    assert not problems, "\n".join(problems[:20])
+    assert all(count >= 50 for count in differs.values()), differs

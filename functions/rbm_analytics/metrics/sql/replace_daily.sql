@@ -146,30 +146,31 @@ typing AS (
   WHERE event_date BETWEEN @start_date AND @end_date AND event_type = 'IS_TYPING'
   GROUP BY date, agent_id
 ),
-read_to_reply AS (
-  -- reads_with_reply and its durations: the read_to_reply samples above.
-  -- Percentiles are nearest-rank: APPROX_QUANTILES(x, 100)[OFFSET(p)].
+samples AS (
+  -- reads_with_reply, agent_responses and their durations, from the samples
+  -- above, in one pass over response_samples.
+  -- Percentiles are nearest rank: the ceil(p * n / 100)-th smallest of the n
+  -- samples. PERCENTILE_DISC(x, p / 100) returns the first sorted value whose
+  -- cumulative distribution is >= p / 100, which is exactly that sample.
   SELECT
     date,
     agent_id,
-    COUNT(*) AS reads_with_reply,
-    AVG(seconds) AS read_to_reply_avg_s,
-    APPROX_QUANTILES(seconds, 100)[OFFSET(50)] AS read_to_reply_p50_s
-  FROM `${dataset}.response_samples`
-  WHERE date BETWEEN @start_date AND @end_date AND metric = 'read_to_reply'
-  GROUP BY date, agent_id
-),
-agent_response AS (
-  -- agent_responses and its durations: the agent_response samples above.
-  SELECT
-    date,
-    agent_id,
-    COUNT(*) AS agent_responses,
-    AVG(seconds) AS agent_response_avg_s,
-    APPROX_QUANTILES(seconds, 100)[OFFSET(50)] AS agent_response_p50_s,
-    APPROX_QUANTILES(seconds, 100)[OFFSET(90)] AS agent_response_p90_s
-  FROM `${dataset}.response_samples`
-  WHERE date BETWEEN @start_date AND @end_date AND metric = 'agent_response'
+    COUNTIF(metric = 'read_to_reply') AS reads_with_reply,
+    AVG(IF(metric = 'read_to_reply', seconds, NULL)) AS read_to_reply_avg_s,
+    MAX(IF(metric = 'read_to_reply', p50, NULL)) AS read_to_reply_p50_s,
+    COUNTIF(metric = 'agent_response') AS agent_responses,
+    AVG(IF(metric = 'agent_response', seconds, NULL)) AS agent_response_avg_s,
+    MAX(IF(metric = 'agent_response', p50, NULL)) AS agent_response_p50_s,
+    MAX(IF(metric = 'agent_response', p90, NULL)) AS agent_response_p90_s
+  FROM (
+    SELECT
+      date, agent_id, metric, seconds,
+      PERCENTILE_DISC(seconds, 0.5) OVER same_series AS p50,
+      PERCENTILE_DISC(seconds, 0.9) OVER same_series AS p90
+    FROM `${dataset}.response_samples`
+    WHERE date BETWEEN @start_date AND @end_date
+    WINDOW same_series AS (PARTITION BY date, agent_id, metric)
+  )
   GROUP BY date, agent_id
 ),
 active AS (
@@ -197,17 +198,16 @@ SELECT
   COALESCE(r.reads_with_reply, 0),
   r.read_to_reply_avg_s,
   r.read_to_reply_p50_s,
-  COALESCE(w.agent_responses, 0),
-  w.agent_response_avg_s,
-  w.agent_response_p50_s,
-  w.agent_response_p90_s,
+  COALESCE(r.agent_responses, 0),
+  r.agent_response_avg_s,
+  r.agent_response_p50_s,
+  r.agent_response_p90_s,
   @refreshed_at
 FROM active AS a
 LEFT JOIN sent AS s USING (date, agent_id)
 LEFT JOIN received AS m USING (date, agent_id)
 LEFT JOIN typing AS t USING (date, agent_id)
-LEFT JOIN read_to_reply AS r USING (date, agent_id)
-LEFT JOIN agent_response AS w USING (date, agent_id);
+LEFT JOIN samples AS r USING (date, agent_id);
 
 -- daily_postbacks: suggestion taps on D by postbackData and kind.
 INSERT INTO `${dataset}.daily_postbacks` (date, agent_id, postback_data, kind, count)
