@@ -335,10 +335,7 @@ def build_export_query(
         elif metric.kind is Kind.PERCENTILE and scale != "day":
             expr = f"period_samples.{name}"
         elif metric.kind is Kind.PERCENTILE and total:
-            expr = (
-                f"IF(agents.agent_id = '{ALL_AGENTS}', "
-                f"period_samples.{name}, totals.{name})"
-            )
+            expr = f"IF(agents.agent_id = '{ALL_AGENTS}', period_samples.{name}, totals.{name})"
         else:
             expr = f"totals.{name}"
         select.append(f"{expr} AS {name}")
