@@ -20,8 +20,8 @@ from rbm_analytics_dev.local import emulators
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "demo-rbm-bench"
 CLIENT_TOKEN = "bench-client-token"
-AGENT_KEY = "bench-agent-key"
-PHONE_KEY = "bench-phone-key"
+AGENT_KEY = "bench-agent-key-0123456789abcdef012"  # 32+ characters
+PHONE_KEY = "bench-phone-hash-key-0123456789abcdef"  # 32+ bytes
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1 import transforms as fs_transforms
 from google.cloud.firestore_v1.types import firestore as firestore_types
 from google.cloud.firestore_v1.types import write as write_pb
-from rbm_analytics.core.config import Settings
+from rbm_analytics.core.config import Credential, Settings
 from rbm_analytics.core.http import Request
 from rbm_analytics.ingest import routes as ingest
 from rbm_analytics.ingest.auth import sign
@@ -101,8 +101,8 @@ def handler_cost(n: int) -> harness.Measurement:
     """CPU per webhook event: parse, verify, hash, build the Firestore write; no I/O."""
     settings = Settings(
         project=PROJECT,
-        rbm_client_tokens=(CLIENT_TOKEN,),
-        agent_api_keys=(AGENT_KEY,),
+        rbm_client_tokens=(Credential(CLIENT_TOKEN),),
+        agent_api_keys=(Credential(AGENT_KEY),),
         phone_hash_key=PHONE_KEY.encode(),
     )
     # Points at an address nothing listens on: commit is replaced, no RPC is made.

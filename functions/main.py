@@ -15,6 +15,8 @@ import flask
 import functions_framework
 from rbm_analytics import web
 
+web.check_settings()
+
 
 @functions_framework.http
 def ingest(request: flask.Request) -> flask.Response:

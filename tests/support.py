@@ -15,8 +15,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "demo-rbm-test"
 CLIENT_TOKEN = "TEST_CLIENT_TOKEN"
 OTHER_CLIENT_TOKEN = "ROTATED_CLIENT_TOKEN"
-AGENT_KEY = "test-agent-key"
-PHONE_KEY = "test-phone-hash-key"
+AGENT_KEY = "test-agent-key-0123456789abcdef0123"  # 32+ characters, as required
+PHONE_KEY = "test-phone-hash-key-0123456789abcdef"  # 32+ bytes, as required
+
+# A deployment shared by two agents, each with credentials bound to it.
+AGENT_A, AGENT_B = "acme-agent", "bravo-agent"
+TOKEN_A, TOKEN_B = "client-token-of-acme", "client-token-of-bravo"
+KEY_A, KEY_B = "api-key-of-acme-agent-0123456789ab", "api-key-of-bravo-agent-0123456789a"
+TWO_AGENT_ENV = {
+    "RBM_CLIENT_TOKENS": f"{TOKEN_A}:{AGENT_A},{TOKEN_B}:{AGENT_B}",
+    "AGENT_API_KEYS": f"{KEY_A}:{AGENT_A},{KEY_B}:{AGENT_B}",
+}
 
 BASE_ENV = {
     "GOOGLE_CLOUD_PROJECT": PROJECT,
@@ -60,8 +69,8 @@ def signed_webhook(
     }
 
 
-PUSH_TOKEN = "test-pubsub-push-token"
-ACME_ONLY_PUSH_TOKEN = "test-pubsub-acme-only"
+PUSH_TOKEN = "test-pubsub-push-token-0123456789ab"  # 32+ characters
+ACME_ONLY_PUSH_TOKEN = "test-pubsub-acme-only-0123456789ab"
 PUSH_TOKENS = f"{PUSH_TOKEN},{ACME_ONLY_PUSH_TOKEN}:acme-agent|acme-other"
 
 

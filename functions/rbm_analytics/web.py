@@ -201,6 +201,22 @@ def to_flask(response: Response) -> flask.Response:
     )
 
 
+def check_settings() -> None:
+    """At start, log a settings error as one ERROR line naming the setting.
+
+    The instance still starts: every request then answers 503 with the same
+    message (so RBM keeps retrying until the deployment is fixed), and the
+    operator finds the cause at the top of the instance's log.
+    """
+    from rbm_analytics.core.config import get_settings
+    from rbm_analytics.core.errors import ConfigError
+
+    try:
+        get_settings()
+    except ConfigError as exc:
+        logs.error("configuration error: every request will answer 503", error=exc.message)
+
+
 def respond(
     service: Service[Any],
     request: flask.Request,

@@ -1,4 +1,4 @@
-"""Every route and status of SPEC §2.3 through the functions-framework app and the emulator.
+"""Every route and status of ingest through the functions-framework app and the emulator.
 
 Each rejected request is checked to have stored nothing, and each request to
 have written exactly one JSON log line.
@@ -20,12 +20,14 @@ from tests.integration.ingest_support import (
     agent_messages,
     all_documents,
     assert_nothing_stored,
+    log_entries,
     request_logs,
     webhook,
 )
 from tests.support import (
     AGENT_KEY,
     CLIENT_TOKEN,
+    REPO_ROOT,
     bearer,
     envelope,
     rbm_sample,
@@ -461,6 +463,9 @@ def test_storage_unreachable_is_503(
         ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES must be an integer"),
         ({"GOOGLE_CLOUD_PROJECT": ""}, "GOOGLE_CLOUD_PROJECT is not set"),
         ({"FIRESTORE_DEADLINE_SECONDS": "-3"}, "FIRESTORE_DEADLINE_SECONDS must be positive"),
+        # Short secrets: the setting is named, its value never appears.
+        ({"PHONE_HASH_KEY": "short-phone-key"}, "PHONE_HASH_KEY is shorter than 32 bytes"),
+        ({"AGENT_API_KEYS": "short-api-key"}, "AGENT_API_KEYS entry 1 is shorter than 32"),
     ],
 )
 def test_settings_errors_are_503_with_a_clear_message(
@@ -479,7 +484,22 @@ def test_settings_errors_are_503_with_a_clear_message(
     (entry,) = request_logs(capsys)
     assert (entry["status"], entry["severity"]) == (503, "ERROR")
     assert expected in entry["error"]
+    assert "short-" not in json.dumps(entry) + resp.get_data(as_text=True)
     assert_nothing_stored()
+
+
+def test_settings_errors_are_logged_at_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import functions_framework
+
+    monkeypatch.setenv("AGENT_API_KEYS", "short-api-key")
+    clients.reset()
+    functions_framework.create_app("ingest", str(REPO_ROOT / "functions" / "main.py"))
+    (entry,) = log_entries(capsys)
+    assert entry["severity"] == "ERROR"
+    assert "AGENT_API_KEYS entry 1 is shorter than 32 characters" in entry["error"]
+    assert "short-api-key" not in json.dumps(entry)
 
 
 def test_missing_agent_api_keys_is_503(ingest_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:

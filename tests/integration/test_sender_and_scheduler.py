@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from rbm_analytics.core.config import Credential
 from rbm_analytics.ingest.auth import verify_signature
 from rbm_analytics_dev.local import emulators
 from rbm_analytics_dev.local.cron import Cron
@@ -123,7 +124,8 @@ def test_sender_signs_webhooks_and_batches_the_sent_log(recorder_factory: Any) -
     assert len(webhook) + len(sent) == len(p.requests)
     for _, _, body, headers in webhook:
         data = base64.b64decode(json.loads(body)["message"]["data"])
-        verify_signature(data, headers["X-Goog-Signature"], (CLIENT_TOKEN,))  # raises if wrong
+        # Raises if the signature is wrong.
+        verify_signature(data, headers["X-Goog-Signature"], (Credential(CLIENT_TOKEN),))
     records = [m for _, _, body, _ in sent for m in json.loads(body)["agentMessages"]]
     planned = [e for e in p.events if e.kind == "sent"]
     assert len({m["name"] for m in records}) == len(planned)

@@ -1,4 +1,4 @@
-"""Webhook signatures and bearer keys, on every sample."""
+"""Webhook signatures, bearer keys and push tokens, and the agents each may write for."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import hmac
 import json
 
 import pytest
+from rbm_analytics.core.config import Credential, Settings
 from rbm_analytics.core.errors import ConfigError, Forbidden, Unauthorized
 from rbm_analytics.ingest import auth
 
 from tests.support import CLIENT_TOKEN, FIXTURES, OTHER_CLIENT_TOKEN, rbm_sample_bytes
 
-TOKENS = (OTHER_CLIENT_TOKEN, CLIENT_TOKEN)
+TOKENS = (Credential(OTHER_CLIENT_TOKEN), Credential(CLIENT_TOKEN))
 WEBHOOK_SAMPLES = sorted(
     p.stem for p in (FIXTURES / "rbm").glob("*.json") if p.stem.startswith(("user_", "server_"))
 )
@@ -29,7 +30,7 @@ def test_there_are_webhook_samples() -> None:
 
 
 @pytest.mark.parametrize("sample", WEBHOOK_SAMPLES)
-@pytest.mark.parametrize("token", TOKENS)
+@pytest.mark.parametrize("token", (OTHER_CLIENT_TOKEN, CLIENT_TOKEN))
 def test_signature_of_every_sample_verifies(sample: str, token: str) -> None:
     data = rbm_sample_bytes(sample)
     assert auth.sign(data, token) == rbm_signature(data, token)
@@ -90,7 +91,7 @@ def test_handshake_tokens() -> None:
     assert not auth.is_client_token("ünïcode", TOKENS)
 
 
-KEYS = ("key-one", "key-two")
+KEYS = (Credential("key-one"), Credential("key-two"))
 
 
 @pytest.mark.parametrize("header", ["Bearer key-one", "bearer key-two", "  Bearer   key-one  "])
@@ -121,33 +122,75 @@ def test_no_configured_key_is_a_deployment_fault() -> None:
         auth.verify_bearer("Bearer key-one", ())
 
 
-# --- Credentials bound to agents (Pub/Sub push tokens) ----------------------
-def test_credential_entries_bind_secrets_to_agents() -> None:
-    creds = auth.parse_credentials(("open", "bound:acme|globex"), "PUBSUB_PUSH_TOKENS")
-    assert creds == (
-        auth.Credential("open", None),
-        auth.Credential("bound", frozenset({"acme", "globex"})),
-    )
-    assert creds[0].allows("anyone") and creds[1].allows("acme")
-    assert not creds[1].allows("initech")
+# --- credentials bound to agents ---------------------------------------------
 
 
-@pytest.mark.parametrize("entry", ["bound:", ":acme", "a|b", "x:acme:globex", "x:|"])
-def test_malformed_credential_entries_are_config_errors_naming_the_entry(entry: str) -> None:
-    with pytest.raises(ConfigError) as err:
-        auth.parse_credentials(("fine", entry), "PUBSUB_PUSH_TOKENS")
-    assert "PUBSUB_PUSH_TOKENS entry 2" in err.value.message
-    assert entry not in err.value.message
+def creds(setting: str, value: str) -> tuple[Credential, ...]:
+    """Credentials parsed exactly as a deployment's settings parse them."""
+    env = {"GOOGLE_CLOUD_PROJECT": "p", setting: value}
+    s = Settings.from_env(env)
+    return {
+        "RBM_CLIENT_TOKENS": s.rbm_client_tokens,
+        "AGENT_API_KEYS": s.agent_api_keys,
+        "PUBSUB_PUSH_TOKENS": s.pubsub_push_tokens,
+    }[setting]
 
 
-def test_push_token_checks() -> None:
-    cred = auth.verify_push_token("bound", ("open", "bound:acme"))
-    assert cred.agents == frozenset({"acme"})
-    with pytest.raises(Unauthorized):
-        auth.verify_push_token("nope", ("open",))
-    with pytest.raises(Unauthorized):
-        auth.verify_push_token(None, ("open",))
-    with pytest.raises(ConfigError):
-        auth.verify_push_token("open", ())
-    with pytest.raises(Forbidden):
-        auth.check_agent(cred, "globex", "push token")
+KEY_A, KEY_B, KEY_ANY = "a" * 32, "b" * 32, "c" * 32
+
+
+def test_an_unbound_token_allows_any_agent() -> None:
+    tokens = creds("RBM_CLIENT_TOKENS", "tok")
+    grant = auth.verify_signature(b"{}", rbm_signature(b"{}", "tok"), tokens)
+    assert grant.agents is None
+    grant.require("any-agent")
+
+
+def test_a_bound_token_allows_only_its_agents() -> None:
+    tokens = creds("RBM_CLIENT_TOKENS", "tokA:agent-a|agent-c,tokB:agent-b")
+    grant = auth.verify_signature(b"{}", rbm_signature(b"{}", "tokA"), tokens)
+    assert grant.agents == {"agent-a", "agent-c"}
+    grant.require("agent-a")
+    grant.require("agent-c")
+    with pytest.raises(Forbidden) as info:
+        grant.require("agent-b")
+    assert info.value.status == 403
+    assert info.value.message == "agentId names an agent this client token is not bound to"
+
+
+def test_a_signature_is_checked_against_every_token() -> None:
+    """Two entries sharing a secret: the request may write for the agents of both."""
+    tokens = creds("RBM_CLIENT_TOKENS", "tokB:agent-b,shared:agent-a,shared:agent-c")
+    grant = auth.verify_signature(b"{}", rbm_signature(b"{}", "shared"), tokens)
+    assert grant.agents == {"agent-a", "agent-c"}
+    # One of the matching entries is unbound: any agent.
+    tokens = creds("RBM_CLIENT_TOKENS", "shared:agent-a,shared")
+    assert auth.verify_signature(b"{}", rbm_signature(b"{}", "shared"), tokens).agents is None
+
+
+def test_handshake_accepts_bound_tokens() -> None:
+    tokens = creds("RBM_CLIENT_TOKENS", "tokA:agent-a,tokB:agent-b")
+    assert auth.is_client_token("tokB", tokens)
+    assert not auth.is_client_token("tokB:agent-b", tokens)
+
+
+def test_bound_bearer_keys() -> None:
+    keys = creds("AGENT_API_KEYS", f"{KEY_A}:agent-a,{KEY_B}:agent-b,{KEY_ANY}")
+    assert auth.verify_bearer(f"Bearer {KEY_A}", keys).agents == {"agent-a"}
+    assert auth.verify_bearer(f"Bearer {KEY_ANY}", keys).agents is None
+    with pytest.raises(Forbidden, match=r"^agentMessages\[3\].agentId names an agent this API key"):
+        auth.verify_bearer(f"Bearer {KEY_B}", keys).require("agent-a", "agentMessages[3].agentId")
+    # The agent list is not part of the secret.
+    with pytest.raises(Unauthorized, match="API key is not valid"):
+        auth.verify_bearer(f"Bearer {KEY_A}:agent-a", keys)
+
+
+def test_push_tokens() -> None:
+    tokens = creds("PUBSUB_PUSH_TOKENS", f"{KEY_A}:agent-a")
+    assert auth.verify_push_token(KEY_A, tokens).agents == {"agent-a"}
+    for wrong in (None, "", KEY_B, KEY_A[:-1]):
+        with pytest.raises(Unauthorized) as info:
+            auth.verify_push_token(wrong, tokens)
+        assert info.value.status == 401
+    with pytest.raises(ConfigError, match="PUBSUB_PUSH_TOKENS is not set"):
+        auth.verify_push_token(KEY_A, ())

@@ -1,15 +1,21 @@
-"""Settings: the one place the environment is read (SPEC §5)."""
+"""Settings: the one place the environment is read."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from rbm_analytics.core.errors import ConfigError
+from rbm_analytics.core.ids import ID_RULE, is_valid_id
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Shortest API key, push token and phone hashing key accepted. A short
+# PHONE_HASH_KEY lets anyone holding a user_key recover the phone number by
+# hashing every possible number; a short API key can be guessed online.
+MIN_SECRET_CHARS = 32
+MIN_PHONE_HASH_KEY_BYTES = 32
 
 # Every environment variable the functions read. infra/ sets exactly these
 # (tests compare the two lists), so a renamed setting cannot silently fall
@@ -43,6 +49,67 @@ def _csv(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One entry of RBM_CLIENT_TOKENS, AGENT_API_KEYS or PUBSUB_PUSH_TOKENS.
+
+    ``SECRET`` is accepted for any agent; ``SECRET:agentA|agentB`` only for
+    requests whose every ``agentId`` is one of those (``agents`` is None for
+    "any agent").
+    """
+
+    secret: str = field(repr=False)
+    agents: frozenset[str] | None = None
+
+    def allows(self, agent_id: str) -> bool:
+        return self.agents is None or agent_id in self.agents
+
+
+def _credentials(env: Mapping[str, str], name: str, min_chars: int = 1) -> tuple[Credential, ...]:
+    """Parse ``SECRET`` / ``SECRET:agentA|agentB`` entries, comma-separated.
+
+    Errors name the setting and the entry's position, never a secret.
+    """
+    out = []
+    for i, entry in enumerate(_csv(env.get(name)), start=1):
+        secret, bound, agent_list = entry.partition(":")
+        secret = secret.strip()
+        if not secret:
+            raise ConfigError(f"{name} entry {i} has no secret before ':'")
+        if "|" in secret:
+            raise ConfigError(
+                f"{name} entry {i}: a secret cannot contain '|' (the form is SECRET or "
+                "SECRET:agentA|agentB)"
+            )
+        if len(secret) < min_chars:
+            raise ConfigError(
+                f"{name} entry {i} is shorter than {min_chars} characters; "
+                "generate one with: openssl rand -hex 32"
+            )
+        agents = None
+        if bound:
+            names = [a.strip() for a in agent_list.split("|")]
+            if not all(is_valid_id(a) for a in names):
+                raise ConfigError(
+                    f"{name} entry {i}: after ':' comes agentA|agentB, each a valid agent id "
+                    f"({ID_RULE})"
+                )
+            agents = frozenset(names)
+        out.append(Credential(secret, agents))
+    return tuple(out)
+
+
+def _phone_hash_key(env: Mapping[str, str]) -> bytes:
+    key = env.get("PHONE_HASH_KEY", "").encode()
+    # Empty is "not set": only ingest needs the key, and it answers 503 then.
+    if key and len(key) < MIN_PHONE_HASH_KEY_BYTES:
+        raise ConfigError(
+            f"PHONE_HASH_KEY is shorter than {MIN_PHONE_HASH_KEY_BYTES} bytes; "
+            "generate one with: openssl rand -hex 32"
+        )
+    return key
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -90,9 +157,9 @@ class Settings:
     firestore_database: str = "(default)"
     bq_dataset: str = "rbm_analytics"
     bq_location: str = "US"
-    rbm_client_tokens: tuple[str, ...] = ()
-    agent_api_keys: tuple[str, ...] = ()
-    phone_hash_key: bytes = b""
+    rbm_client_tokens: tuple[Credential, ...] = ()
+    agent_api_keys: tuple[Credential, ...] = ()
+    phone_hash_key: bytes = field(default=b"", repr=False)
     backfill_days: int = 8
     retention_days: int = 90
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -102,7 +169,7 @@ class Settings:
     # How far before the previous run's start the next refresh re-reads, to
     # cover clock skew between this instance and Firestore's commit times.
     refresh_overlap_s: float = 300.0
-    pubsub_push_tokens: tuple[str, ...] = ()
+    pubsub_push_tokens: tuple[Credential, ...] = ()
     # Relay: every verified webhook request is also forwarded to the agent's
     # own bot (FORWARD_URLS per agent, else FORWARD_URL; empty = no relay).
     forward_url: str = ""
@@ -122,6 +189,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and check every setting; a ConfigError (503) names the one that is wrong."""
         env = os.environ if env is None else env
         project = env.get("GOOGLE_CLOUD_PROJECT", "").strip()
         if not project:
@@ -131,15 +199,16 @@ class Settings:
             firestore_database=env.get("FIRESTORE_DATABASE", "").strip() or "(default)",
             bq_dataset=env.get("BQ_DATASET", "").strip() or "rbm_analytics",
             bq_location=env.get("BQ_LOCATION", "").strip() or "US",
-            rbm_client_tokens=_csv(env.get("RBM_CLIENT_TOKENS")),
-            agent_api_keys=_csv(env.get("AGENT_API_KEYS")),
-            phone_hash_key=env.get("PHONE_HASH_KEY", "").encode(),
+            # Client tokens are chosen in the RBM console, not here: no minimum.
+            rbm_client_tokens=_credentials(env, "RBM_CLIENT_TOKENS"),
+            agent_api_keys=_credentials(env, "AGENT_API_KEYS", MIN_SECRET_CHARS),
+            phone_hash_key=_phone_hash_key(env),
             backfill_days=_int(env, "BACKFILL_DAYS", 8),
             retention_days=_int(env, "RETENTION_DAYS", 90),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             firestore_deadline_s=_float(env, "FIRESTORE_DEADLINE_SECONDS", 10.0),
             refresh_overlap_s=_float(env, "REFRESH_OVERLAP_SECONDS", 300.0),
-            pubsub_push_tokens=_csv(env.get("PUBSUB_PUSH_TOKENS")),
+            pubsub_push_tokens=_credentials(env, "PUBSUB_PUSH_TOKENS", MIN_SECRET_CHARS),
             forward_url=env.get("FORWARD_URL", "").strip(),
             forward_urls=_forward_urls(env.get("FORWARD_URLS")),
             forward_timeout_s=_float(env, "FORWARD_TIMEOUT_SECONDS", 10.0),

@@ -1,7 +1,20 @@
-"""Request authentication: RBM's webhook signature and the sent log's bearer keys.
+"""Request authentication, and which agents a request may write for.
+
+Three kinds of credential, all configured as ``SECRET`` (any agent) or
+``SECRET:agentA|agentB`` (only those agents), see ``core.config.Credential``:
+
+* RBM's webhook signature, ``X-Goog-Signature`` = base64(HMAC-SHA512(client
+  token, data)), against ``RBM_CLIENT_TOKENS``;
+* the sent log's ``Authorization: Bearer <key>``, against ``AGENT_API_KEYS``;
+* a Pub/Sub push subscription's ``?token=``, against ``PUBSUB_PUSH_TOKENS``.
+
+A credential that verifies gives a ``Grant``: the agents of every entry that
+matched (two entries may share a secret; a signature is checked against every
+token). The route then asks the grant about each record's ``agentId``:
+401 when nothing verifies, 403 when the grant does not cover the agent.
 
 Every configured secret is compared, in constant time, whatever the outcome of
-the others, so timing reveals neither which token matched nor how much of it.
+the others, so timing reveals neither which entry matched nor how much of it.
 """
 
 from __future__ import annotations
@@ -10,21 +23,43 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from rbm_analytics.core.config import Credential
 from rbm_analytics.core.errors import ConfigError, Forbidden, Unauthorized
 
 
-def _any_equal(candidate: bytes, secrets: Iterable[bytes]) -> bool:
-    matched = False
-    for secret in secrets:
-        matched |= hmac.compare_digest(candidate, secret)
-    return matched
+@dataclass(frozen=True)
+class Grant:
+    """The agents a verified request may write for (``agents`` None: any)."""
+
+    agents: frozenset[str] | None
+    credential: str  # what matched, for error messages: "client token", "API key", ...
+
+    def allows(self, agent_id: str) -> bool:
+        return self.agents is None or agent_id in self.agents
+
+    def require(self, agent_id: str, field: str = "agentId") -> None:
+        """403 naming ``field`` (never its value) when ``agent_id`` is not covered."""
+        if not self.allows(agent_id):
+            raise Forbidden(f"{field} names an agent this {self.credential} is not bound to")
 
 
-def verify_signature(data: bytes, signature: str | None, tokens: tuple[str, ...]) -> None:
-    """Check ``X-Goog-Signature`` = base64(HMAC-SHA512(token, data)) for some token."""
+def _grant(
+    credentials: tuple[Credential, ...], matches: Callable[[Credential], bool], what: str
+) -> Grant | None:
+    """The grant of every entry ``matches`` accepts; all entries are always tried."""
+    matched = [c for c in credentials if matches(c)]
+    if not matched:
+        return None
+    if any(c.agents is None for c in matched):
+        return Grant(None, what)
+    return Grant(frozenset().union(*(c.agents or () for c in matched)), what)
+
+
+def verify_signature(data: bytes, signature: str | None, tokens: tuple[Credential, ...]) -> Grant:
+    """Check ``X-Goog-Signature`` = base64(HMAC-SHA512(token, data)) against every token."""
     if not tokens:
         # A deployment fault, not the sender's: 503 so RBM keeps retrying.
         raise ConfigError("RBM_CLIENT_TOKENS is not set: webhook signatures cannot be verified")
@@ -34,9 +69,15 @@ def verify_signature(data: bytes, signature: str | None, tokens: tuple[str, ...]
         provided = base64.b64decode(signature.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise Unauthorized("X-Goog-Signature is not valid base64") from None
-    expected = (hmac.new(t.encode(), data, hashlib.sha512).digest() for t in tokens)
-    if not _any_equal(provided, expected):
+
+    def matches(token: Credential) -> bool:
+        expected = hmac.new(token.secret.encode(), data, hashlib.sha512).digest()
+        return hmac.compare_digest(provided, expected)
+
+    grant = _grant(tokens, matches, "client token")
+    if grant is None:
         raise Unauthorized("X-Goog-Signature does not match any configured client token")
+    return grant
 
 
 def sign(data: bytes, token: str) -> str:
@@ -44,15 +85,33 @@ def sign(data: bytes, token: str) -> str:
     return base64.b64encode(hmac.new(token.encode(), data, hashlib.sha512).digest()).decode()
 
 
-def is_client_token(token: str, tokens: tuple[str, ...]) -> bool:
-    """Whether a handshake's ``clientToken`` is configured (503 when none is)."""
+def is_client_token(token: str, tokens: tuple[Credential, ...]) -> bool:
+    """Whether a handshake's ``clientToken`` is a configured token (503 when none is)."""
     if not tokens:
         raise ConfigError("RBM_CLIENT_TOKENS is not set: the webhook cannot be verified")
-    return _any_equal(token.encode(), (t.encode() for t in tokens))
+    return _grant(tokens, _equals(token), "client token") is not None
 
 
-def verify_bearer(authorization: str | None, keys: tuple[str, ...]) -> None:
-    """Check ``Authorization: Bearer <key>`` against the configured API keys."""
+def verify_secret(
+    candidate: str | None, credentials: tuple[Credential, ...], *, setting: str, what: str
+) -> Grant:
+    """The grant of a secret presented as is (a bearer key, a push ``?token=``).
+
+    503 (ConfigError naming ``setting``) when none is configured, 401 when
+    ``candidate`` is missing or matches no entry.
+    """
+    if not credentials:
+        raise ConfigError(f"{setting} is not set: no {what} can be accepted")
+    if not candidate:
+        raise Unauthorized(f"the {what} is missing")
+    grant = _grant(credentials, _equals(candidate), what)
+    if grant is None:
+        raise Unauthorized(f"the {what} is not valid")
+    return grant
+
+
+def verify_bearer(authorization: str | None, keys: tuple[Credential, ...]) -> Grant:
+    """Check ``Authorization: Bearer <key>`` against ``AGENT_API_KEYS``."""
     if not keys:
         raise ConfigError("AGENT_API_KEYS is not set: no API key can be accepted")
     if not authorization:
@@ -60,61 +119,14 @@ def verify_bearer(authorization: str | None, keys: tuple[str, ...]) -> None:
     scheme, _, key = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized("Authorization must be 'Bearer <key>'")
-    if not _any_equal(key.strip().encode(), (k.encode() for k in keys)):
-        raise Unauthorized("API key is not valid")
+    return verify_secret(key.strip(), keys, setting="AGENT_API_KEYS", what="API key")
 
 
-# --- Credentials bound to agents ------------------------------------------
-# An entry is ``SECRET`` (any agent) or ``SECRET:agentA|agentB`` (only those).
+def verify_push_token(token: str | None, tokens: tuple[Credential, ...]) -> Grant:
+    """Check a Pub/Sub push request's ``?token=`` against ``PUBSUB_PUSH_TOKENS``."""
+    return verify_secret(token, tokens, setting="PUBSUB_PUSH_TOKENS", what="push token")
 
 
-@dataclass(frozen=True)
-class Credential:
-    """One configured secret and the agents it may speak for (None: any)."""
-
-    secret: str
-    agents: frozenset[str] | None = None
-
-    def allows(self, agent_id: str) -> bool:
-        return self.agents is None or agent_id in self.agents
-
-
-def parse_credentials(entries: tuple[str, ...], setting: str) -> tuple[Credential, ...]:
-    """The entries of ``setting``; a malformed one is a configuration error (503)."""
-    out = []
-    for n, entry in enumerate(entries, 1):
-        secret, sep, agents = entry.partition(":")
-        names = frozenset(a.strip() for a in agents.split("|") if a.strip()) if sep else None
-        if not secret.strip() or "|" in secret or (sep and (not names or ":" in agents)):
-            # Which entry, never its value: the value is a secret.
-            raise ConfigError(f"{setting} entry {n} must be SECRET or SECRET:agentA|agentB")
-        out.append(Credential(secret.strip(), names))
-    return tuple(out)
-
-
-def find_credential(candidate: str, credentials: tuple[Credential, ...]) -> Credential | None:
-    """The credential whose secret is ``candidate``; every one is compared."""
-    found = None
-    for cred in credentials:
-        if hmac.compare_digest(candidate.encode(), cred.secret.encode()):
-            found = cred
-    return found
-
-
-def verify_push_token(token: str | None, entries: tuple[str, ...]) -> Credential:
-    """The ``?token=`` of a Pub/Sub push against ``PUBSUB_PUSH_TOKENS``."""
-    credentials = parse_credentials(entries, "PUBSUB_PUSH_TOKENS")
-    if not credentials:
-        raise ConfigError("PUBSUB_PUSH_TOKENS is not set: no Pub/Sub push can be accepted")
-    if not token:
-        raise Unauthorized("the token query parameter is missing; push to /pubsub?token=SECRET")
-    cred = find_credential(token, credentials)
-    if cred is None:
-        raise Unauthorized("the token query parameter is not a configured Pub/Sub push token")
-    return cred
-
-
-def check_agent(credential: Credential, agent_id: str, what: str) -> None:
-    """403 when ``credential`` is bound to other agents than ``agent_id``."""
-    if not credential.allows(agent_id):
-        raise Forbidden(f"this {what} is not allowed for the agentId in the request")
+def _equals(candidate: str) -> Callable[[Credential], bool]:
+    encoded = candidate.encode()
+    return lambda c: hmac.compare_digest(encoded, c.secret.encode())

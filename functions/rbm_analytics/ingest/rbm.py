@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.ids import ID_RULE, is_valid_id
 from rbm_analytics.core.timeutil import parse_rfc3339_us
 from rbm_analytics.ingest.privacy import user_key
 from rbm_analytics.ingest.records import (
@@ -27,10 +28,6 @@ from rbm_analytics.ingest.records import (
     WebhookRecord,
 )
 
-# Firestore document ids may not contain "/", be "." or "..", or look like
-# "__x__"; RBM ids are UUIDs or short base64-ish strings, well inside this.
-# Agent ids may carry their "@rbm.goog" domain.
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:=+@\-]{0,254}")
 _ENUM = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _MIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+\-]{0,126}/[A-Za-z0-9!#$&^_.+\-]{1,127}")
 _AGENT_MESSAGE_NAME = re.compile(r"phones/([^/]+)/agentMessages/([^/]+)")
@@ -62,12 +59,9 @@ def _object(value: Any, field: str) -> Mapping[str, Any]:
 
 
 def _id(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not _ID.fullmatch(value) or value.startswith("__"):
-        raise BadRequest(
-            f"{field} is missing or not a valid id "
-            "(1-255 characters: letters, digits, _ . : = + @ -)"
-        )
-    return value
+    if not is_valid_id(value):
+        raise BadRequest(f"{field} is missing or not a valid id ({ID_RULE})")
+    return cast(str, value)
 
 
 def _text(value: Any, field: str, limit: int) -> str:
@@ -150,7 +144,7 @@ def launch_event_agent(data: bytes) -> str | None:
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     agent = doc.get("agentId") if isinstance(doc, dict) else None
-    return agent if isinstance(agent, str) and _ID.fullmatch(agent) else None
+    return agent if is_valid_id(agent) else None
 
 
 def parse_webhook_payload(data: bytes, *, phone_key: bytes, received_us: int) -> WebhookRecord:

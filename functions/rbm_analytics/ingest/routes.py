@@ -7,9 +7,11 @@
 Statuses: 200 stored or duplicate (JSON counts), or an agent launch event
 acknowledged and not stored (``ignored``), or the handshake secret (text);
 400 malformed; 401 bad signature, push token or key; 403 handshake with an
-unknown token, or a push token bound to other agents; 404 unknown path; 405
-not POST; 413 body too large; 503 storage failed, or the relay's forward to
-the agent's own webhook failed (the sender retries; nothing was acknowledged).
+unknown token, or an ``agentId`` the verified credential is not bound to
+(nothing from the request is stored); 404 unknown path; 405 not POST; 413 body
+too large; 503 storage failed, the settings are invalid, or the relay's
+forward to the agent's own webhook failed (the sender retries; nothing was
+acknowledged).
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ from rbm_analytics.core.errors import Forbidden, HttpError, ServiceUnavailable
 from rbm_analytics.core.http import Request, Response, json_response
 from rbm_analytics.core.timeutil import now_us
 from rbm_analytics.ingest.auth import (
-    Credential,
-    check_agent,
+    Grant,
     is_client_token,
     verify_bearer,
     verify_push_token,
@@ -88,17 +89,17 @@ def _webhook(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
         return Response(200, handshake.secret.encode(), "text/plain; charset=utf-8")
 
     data = envelope_data(doc)
-    verify_signature(data, request.header("X-Goog-Signature"), settings.rbm_client_tokens)
-    return _accept(request, doc, data, deps, fields, None)
+    grant = verify_signature(data, request.header("X-Goog-Signature"), settings.rbm_client_tokens)
+    return _accept(request, doc, data, deps, fields, grant)
 
 
 def _pubsub(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
     # Pub/Sub sends no signature: the secret in the push endpoint's URL
     # authenticates it (checked before the body is even parsed).
-    credential = verify_push_token(request.query.get("token"), deps.settings.pubsub_push_tokens)
+    grant = verify_push_token(request.query.get("token"), deps.settings.pubsub_push_tokens)
     doc = parse_json(request.body)
     data = envelope_data(doc)
-    return _accept(request, doc, data, deps, fields, credential)
+    return _accept(request, doc, data, deps, fields, grant)
 
 
 def _accept(
@@ -107,15 +108,15 @@ def _accept(
     data: bytes,
     deps: Deps,
     fields: dict[str, Any],
-    credential: Credential | None,
+    grant: Grant,
 ) -> Response:
     """Store (and relay) one authenticated event envelope; shared by / and /pubsub."""
     settings, relay = deps.settings, deps.relay
     if is_agent_launch_event(doc, data):
         # Not counted, but the bot behind the relay gets it as from RBM.
         agent_id = launch_event_agent(data)
-        if credential is not None and agent_id is not None:
-            check_agent(credential, agent_id, "push token")
+        if agent_id is not None:
+            grant.require(agent_id)
         fields.update(kind="AGENT_LAUNCH_EVENT", agent_id=agent_id)
         target = relay.target(agent_id)
         if target is not None:
@@ -125,10 +126,9 @@ def _accept(
     record = parse_webhook_payload(
         data, phone_key=settings.require_phone_hash_key(), received_us=now_us()
     )
-    if credential is not None:
-        check_agent(credential, record.agent_id, "push token")
     fields["agent_id"] = record.agent_id
     fields["kind"] = _kind(record)
+    grant.require(record.agent_id)
     store = _store(deps.store_factory)
     target = relay.target(record.agent_id)
     if target is None:
@@ -141,12 +141,16 @@ def _accept(
 
 def _agent_messages(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
     settings, store_factory = deps.settings, deps.store_factory
-    verify_bearer(request.header("Authorization"), settings.agent_api_keys)
+    grant = verify_bearer(request.header("Authorization"), settings.agent_api_keys)
+    body = parse_json(request.body)
     records = parse_agent_messages(
-        parse_json(request.body), phone_key=settings.require_phone_hash_key(), received_us=now_us()
+        body, phone_key=settings.require_phone_hash_key(), received_us=now_us()
     )
     fields["agent_ids"] = sorted({r.agent_id for r in records})[:10]
     fields["records"] = len(records)
+    batch = isinstance(body, dict) and "agentMessages" in body
+    for i, rec in enumerate(records):
+        grant.require(rec.agent_id, f"agentMessages[{i}].agentId" if batch else "agentId")
     counts = _store(store_factory).put_agent_messages(records)
     return _stored(counts, fields)
 

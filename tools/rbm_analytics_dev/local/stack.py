@@ -42,8 +42,8 @@ LOCAL_PROJECT = "demo-rbm-local"  # "demo-" projects never reach real Google Clo
 LOCAL_DATASET = "rbm_analytics"
 # Well-known secrets of the local stack only (printed in its banner).
 LOCAL_CLIENT_TOKEN = "local-client-token"  # noqa: S105
-LOCAL_AGENT_KEY = "local-agent-key"
-LOCAL_PHONE_HASH_KEY = "local-phone-hash-key"
+LOCAL_AGENT_KEY = "local-agent-key-0123456789abcdef012"
+LOCAL_PHONE_HASH_KEY = "local-phone-hash-key-0123456789abcdef"
 FUNCTIONS = ("ingest", "refresh", "export")
 DEFAULT_SCHEDULE = "0 6 * * *"
 DEFAULT_PORTS: dict[str, int] = {
