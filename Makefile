@@ -84,8 +84,8 @@ run: install  ## The whole system locally: emulators, three functions, scheduler
 bench: install  ## Benchmarks against same-run baselines (JSON lines)
 	$(BIN)/python -m bench
 
-soak: install  ## The reliability suite's long variants
-	$(BIN)/pytest --soak $(PYTEST_ARGS) tests/reliability
+soak: install  ## The long variants and measured bounds (reliability suite, export memory)
+	$(BIN)/pytest --soak $(PYTEST_ARGS) tests/reliability tests/integration/export/test_export_memory.py
 
 TERRAFORM ?= terraform
 TF := $(TERRAFORM) -chdir=infra

@@ -20,13 +20,13 @@ import sys
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from rbm_analytics.core.timeutil import now_us, utc_date
+from rbm_analytics.core.timeutil import datetime_to_us, today_utc, utc_date
 from rbm_analytics_dev.local import emulators
 from rbm_analytics_dev.local.sender import Sender, SendReport, Target
 from rbm_analytics_dev.local.simulate import (
@@ -139,7 +139,10 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
         serve.wait_ready()
         descendants = serve.descendants()
         print(f"seed {SEED}; stack ready in {serve.startup_s:.1f}s")
-        plan = plan_backfill(PlanConfig(agents=2, users=20, days=3, end_us=now_us(), seed=SEED))
+        midnight = datetime_to_us(datetime.combine(today_utc(), time(), UTC))
+        # A fixed clock: the plan ends at today's midnight UTC, so one seed is
+        # one set of traffic whatever the hour the test runs at.
+        plan = plan_backfill(PlanConfig(agents=2, users=20, days=3, end_us=midnight, seed=SEED))
         target = Target(serve.url("ingest"), LOCAL_CLIENT_TOKEN, LOCAL_AGENT_KEY)
         report = Sender(target, concurrency=4).run(plan.requests)
         documents = stored_documents(f"127.0.0.1:{ports['firestore']}")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from google.cloud import bigquery
 from rbm_analytics.core.clients import make_bigquery_client
 from rbm_analytics.core.config import Settings
@@ -50,7 +51,7 @@ def _post_json(port: int, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_fixed_rate_with_duplicates_loses_nothing_and_refresh_matches_ground_truth(
-    tmp_path: Path, bigquery_emulator: Any, soak: bool
+    tmp_path: Path, bigquery_emulator: Any, soak: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed = int(os.environ.get("RELIABILITY_SEED", "4242"))
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -93,7 +94,7 @@ def test_fixed_rate_with_duplicates_loses_nothing_and_refresh_matches_ground_tru
         print(f"refresh: {summary['documents_read']} documents in {summary['seconds']} s")
 
     settings = Settings(project=harness.PROJECT, bq_dataset=dataset)
-    os.environ["BIGQUERY_EMULATOR_HOST"] = bigquery_emulator.host
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bigquery_emulator.host)
     client = make_bigquery_client(settings)
     rows = client.query(
         f"SELECT * FROM `{harness.PROJECT}.{dataset}.daily_metrics`",

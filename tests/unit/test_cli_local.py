@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,10 @@ def test_serve_refuses_a_bad_schedule_before_starting_anything(
 
 
 def test_serve_names_a_port_that_is_taken(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The unit tier runs without the BigQuery emulator's virtualenv.
+    monkeypatch.setattr(emulators, "bigquery_python", lambda: Path(sys.executable))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from rbm_analytics.export.query import METRICS
 
 from tests.export_data import Warehouse
@@ -57,6 +58,9 @@ def _stream(start: str, end: str) -> dict[str, Any]:
     return report
 
 
+# A memory bound, so a soak test (make soak); `make bench` records the same
+# figure, and test_export_streaming.py proves the streaming in make test.
+@pytest.mark.soak
 def test_three_years_of_fifty_agents_streams_in_flat_memory(warehouse: Warehouse) -> None:
     _fill(warehouse)
     short = _stream("2025-12-22", "2025-12-28")
