@@ -4,9 +4,12 @@
 data directory; simulated traffic goes through the real HTTP endpoints into
 the real emulators; the local scheduler fires the refresh; BigQuery's daily
 tables and the CSV downloaded from ``export`` must then hold exactly the
-simulator's ground truth. The stack is stopped with SIGTERM and must leave no
-process and no port behind; a second start on the same data finds it all and
-exports the same CSV.
+simulator's ground truth. The demo bot behind ingest's relay must have
+received every webhook request byte for byte, although it is stopped (SIGSTOP)
+for a while mid-run: ingest answers 503 then, the simulator retries as RBM
+does, and nothing is lost or counted twice. The stack is stopped with SIGTERM
+and must leave no process and no port behind; a second start on the same data
+finds it all and exports the same CSV.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,17 +32,24 @@ import psutil
 import pytest
 from rbm_analytics.core.timeutil import datetime_to_us, today_utc, utc_date
 from rbm_analytics_dev.local import emulators
+from rbm_analytics_dev.local.bot import Delivery, read_record
 from rbm_analytics_dev.local.sender import Sender, SendReport, Target
 from rbm_analytics_dev.local.simulate import (
     COUNT_COLUMNS,
     DURATION_COLUMNS,
     USER_KINDS,
     PlanConfig,
+    PlannedRequest,
     TrafficPlan,
     agent_ids,
     plan_backfill,
 )
-from rbm_analytics_dev.local.stack import LOCAL_AGENT_KEY, LOCAL_CLIENT_TOKEN, LOCAL_DATASET
+from rbm_analytics_dev.local.stack import (
+    LOCAL_AGENT_KEY,
+    LOCAL_CLIENT_TOKEN,
+    LOCAL_DATASET,
+    LOCAL_FORWARD_TIMEOUT_S,
+)
 
 from tests.e2e.stack_support import (
     ServeProcess,
@@ -68,6 +79,49 @@ class FirstRun:
     ports: dict[str, int]
     data_dir: Any
     output: str
+    sent_bodies: set[bytes]  # every webhook request body the simulator sent
+    bot_deliveries: list[Delivery]  # what the demo bot received
+    ingest_log: list[dict[str, Any]]  # ingest's request log lines
+
+
+class RecordingSender(Sender):
+    """The simulator, keeping each webhook body it sends (retries resend the same bytes)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent_bodies: set[bytes] = set()
+
+    def _encode(self, req: PlannedRequest) -> tuple[str, bytes, dict[str, str]]:
+        path, body, headers = super()._encode(req)
+        if req.route == "webhook":
+            with self._lock:
+                self.sent_bodies.add(body)
+        return path, body, headers
+
+
+def stop_bot_for_a_while(serve: ServeProcess, sender: Sender, after: int) -> threading.Thread:
+    """Freeze the demo bot once ``after`` requests went through, long enough for
+    ingest's forwards to time out, then let it go on."""
+    (bot,) = [p for p in serve.descendants() if "rbm_analytics_dev.local.bot" in p.cmdline()]
+
+    def run() -> None:
+        while sender.report.requests < after:
+            threading.Event().wait(0.05)
+        bot.suspend()
+        try:
+            threading.Event().wait(2 * LOCAL_FORWARD_TIMEOUT_S + 1)
+        finally:
+            bot.resume()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def ingest_log(data_dir: Path) -> list[dict[str, Any]]:
+    lines = (data_dir / "logs" / "ingest.log").read_text(errors="replace").splitlines()
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    return [e for e in entries if e.get("message") == "ingest request"]
 
 
 EXPORTED = (*COUNT_COLUMNS, *DURATION_COLUMNS, "delivery_rate", "read_rate")
@@ -144,7 +198,10 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
         # one set of traffic whatever the hour the test runs at.
         plan = plan_backfill(PlanConfig(agents=2, users=20, days=3, end_us=midnight, seed=SEED))
         target = Target(serve.url("ingest"), LOCAL_CLIENT_TOKEN, LOCAL_AGENT_KEY)
-        report = Sender(target, concurrency=4).run(plan.requests)
+        sender = RecordingSender(target, concurrency=4)
+        outage = stop_bot_for_a_while(serve, sender, after=len(plan.requests) // 3)
+        report = sender.run(plan.requests)
+        outage.join(60)
         documents = stored_documents(f"127.0.0.1:{ports['firestore']}")
         # The scheduler's run-now, as the morning job would run on this date.
         run_date = utc_date(plan.config.end_us)
@@ -157,6 +214,8 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
         yield FirstRun(
             plan, report, documents, run_date, (status, json.loads(answer)), metrics, postbacks,
             exported, cli_export, code, descendants, ports, data_dir, serve.output(),
+            sender.sent_bodies, read_record(data_dir / "bot" / "received.jsonl"),
+            ingest_log(data_dir),
         )  # fmt: skip
     finally:
         if serve.proc.poll() is None or alive(descendants):
@@ -168,8 +227,34 @@ def test_simulated_traffic_is_stored_as_the_plan_says(first_run: FirstRun) -> No
     assert report.failures == 0, report.failure_samples
     assert report.requests == len(first_run.plan.requests)
     assert first_run.documents == expected_documents(first_run.plan)
-    # Every duplicate copy was recognised as one.
-    assert report.duplicate_answers == first_run.plan.counts()["duplicates"]
+    # Every duplicate copy was recognised as one; so was each retry of a request
+    # that was stored but answered 503 because the bot did not take it.
+    stored_then_503 = sum(e["stored"] for e in first_run.ingest_log if e["status"] == 503)
+    assert report.duplicate_answers == first_run.plan.counts()["duplicates"] + stored_then_503
+
+
+def test_the_bot_behind_the_relay_received_every_webhook_request_byte_for_byte(
+    first_run: FirstRun,
+) -> None:
+    received = {d.body for d in first_run.bot_deliveries}
+    webhook_requests = sum(1 for r in first_run.plan.requests if r.route == "webhook")
+    assert len(first_run.sent_bodies) == webhook_requests
+    missing = first_run.sent_bodies - received
+    assert not missing, f"{len(missing)} webhook requests never reached the bot"
+    assert received == first_run.sent_bodies  # and nothing else reached it
+    assert all(d.verified for d in first_run.bot_deliveries)  # signature intact
+    assert {d.content_type for d in first_run.bot_deliveries} == {"application/json"}
+
+
+def test_a_stopped_bot_meant_503s_and_retries_yet_nothing_was_lost(first_run: FirstRun) -> None:
+    failed = [e for e in first_run.ingest_log if e["status"] == 503]
+    assert failed, "the bot was frozen, yet no forward failed"
+    assert {e["forward_outcome"] for e in failed} <= {"timeout", "refused", "error"}
+    assert first_run.report.retries >= len(failed) > 0
+    # At least once: the bot saw some requests twice (its 503'd copy and the retry).
+    assert len(first_run.bot_deliveries) > len({d.body for d in first_run.bot_deliveries})
+    # The counts are checked against the ground truth by the tests around this one.
+    assert first_run.report.failures == 0
 
 
 def test_the_scheduled_refresh_computes_the_ground_truth(first_run: FirstRun) -> None:

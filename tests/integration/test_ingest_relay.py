@@ -140,6 +140,7 @@ def test_bot_failure_gives_503_and_redelivery_ends_with_one_record_the_bot_has_s
         assert line["forward_outcome"] == expected
         assert line["forward_status"] == (500 if failure == "status_500" else None)
         assert line["status"] == 503 and line["outcome"] == "failed"
+        assert line["stored"] == 1  # stored meanwhile: the redelivery will be a duplicate
 
         # The bot recovers (or comes up); RBM redelivers the same request.
         if bot is None:

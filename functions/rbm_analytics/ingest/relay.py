@@ -164,6 +164,7 @@ class Relay:
                     "refused": "refused the connection",
                 }.get(forwarded.outcome, "could not be reached")
             )
+            fields["outcome"] = "failed"  # whatever the store did, nothing was acknowledged
             raise ForwardFailed(f"the agent's webhook {reason}; retry later")
         return result
 

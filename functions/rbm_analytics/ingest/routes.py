@@ -132,11 +132,11 @@ def _accept(
     store = _store(deps.store_factory)
     target = relay.target(record.agent_id)
     if target is None:
-        counts = store.put(record)
-    else:
-        # Verified and valid: only now may it reach the bot, while it is stored.
-        counts = relay.alongside(target, request, lambda: store.put(record), fields)
-    return _stored(counts, fields)
+        return _stored(store.put(record), fields)
+    # Verified and valid: only now may it reach the bot, while it is stored.
+    # The counts go in the log line even when the forward then fails (a 503
+    # after "stored": 1 means the redelivery will be a duplicate).
+    return relay.alongside(target, request, lambda: _stored(store.put(record), fields), fields)
 
 
 def _agent_messages(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:

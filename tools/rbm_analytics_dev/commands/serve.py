@@ -28,11 +28,13 @@ PORTS_TABLE = "\n".join(
 )
 EPILOG = f"""\
 Starts the Firestore emulator, the BigQuery emulator, the three functions
-(ingest, refresh, export) and a local Cloud Scheduler stand-in on loopback, and
-prints what is where. On the first start with empty storage it seeds two weeks
-of simulated traffic and runs a refresh, so the Analytics page has numbers at
-once. Data stays in the data directory across restarts; Ctrl-C or SIGTERM
-stops everything it started.
+(ingest, refresh, export), a local Cloud Scheduler stand-in and a demo bot on
+loopback, and prints what is where. The bot plays the agent's own webhook:
+ingest relays every verified webhook event to it, as it would to your bot.
+On the first start with empty storage it seeds two weeks of simulated traffic
+and runs a refresh, so the Analytics page has numbers at once. Data stays in
+the data directory across restarts; Ctrl-C or SIGTERM stops everything it
+started.
 
 Ports (flag / environment variable / default):
 {PORTS_TABLE}
@@ -58,6 +60,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--data-dir", type=Path, help="where data persists (default: .data)")
     p.add_argument("--no-demo", action="store_true", help="do not seed demo traffic")
+    p.add_argument(
+        "--no-bot", action="store_true",
+        help="no demo bot: ingest stores events without relaying them",
+    )  # fmt: skip
     p.add_argument(
         "--demo-users", type=int, default=DEMO_USERS, metavar="N",
         help=f"users in the demo traffic (default {DEMO_USERS})",
@@ -92,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     config = replace(
         config.with_ports(**{n: getattr(args, n) for n in DEFAULT_PORTS}),
         demo=not args.no_demo,
+        bot=not args.no_bot,
         demo_users=args.demo_users,
         demo_days=args.demo_days,
         data_dir=args.data_dir.resolve() if args.data_dir else config.data_dir,

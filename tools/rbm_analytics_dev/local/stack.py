@@ -2,10 +2,12 @@
 
     Firestore emulator      127.0.0.1:8085   data: .data/firestore (exported on stop)
     BigQuery emulator       127.0.0.1:9050   data: .data/bigquery  (gRPC on 9060)
-    ingest   (functions-framework)  :8080
+    ingest   (functions-framework)  :8080   relays every webhook event to the demo bot
     refresh  (functions-framework)  :8081
     export   (functions-framework)  :8082
     scheduler (Cloud Scheduler stand-in, POSTs to refresh on the cron)  :8090
+    demo bot (the agent's own webhook, behind the relay)  :8070
+             records what it received: .data/bot/received.jsonl
 
 Every process runs in its own process group and is stopped with its group, so
 the Java server behind ``gcloud`` goes too. The functions run the same code
@@ -44,6 +46,7 @@ LOCAL_DATASET = "rbm_analytics"
 LOCAL_CLIENT_TOKEN = "local-client-token"  # noqa: S105
 LOCAL_AGENT_KEY = "local-agent-key-0123456789abcdef012"
 LOCAL_PHONE_HASH_KEY = "local-phone-hash-key-0123456789abcdef"
+LOCAL_PUSH_TOKEN = "local-pubsub-token-0123456789abcdef"  # noqa: S105
 FUNCTIONS = ("ingest", "refresh", "export")
 DEFAULT_SCHEDULE = "0 6 * * *"
 DEFAULT_PORTS: dict[str, int] = {
@@ -54,7 +57,10 @@ DEFAULT_PORTS: dict[str, int] = {
     "bigquery": 9050,
     "bigquery_grpc": 9060,
     "scheduler": 8090,
+    "bot": 8070,
 }
+# The relay's deadline locally: short, so a stopped bot shows up quickly as 503s.
+LOCAL_FORWARD_TIMEOUT_S = 3
 ENV_PREFIX = "RBM_LOCAL_"
 # Demo traffic seeded into empty storage: enough to make every chart move.
 DEMO_AGENTS, DEMO_USERS, DEMO_DAYS, DEMO_SEED = 3, 100, 14, 2026
@@ -76,6 +82,8 @@ class StackConfig:
     ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     schedule: str = DEFAULT_SCHEDULE
     demo: bool = True
+    # The demo bot behind the relay (ingest forwards every webhook event to it).
+    bot: bool = True
     demo_users: int = DEMO_USERS
     demo_days: int = DEMO_DAYS
     project: str = LOCAL_PROJECT
@@ -106,7 +114,7 @@ class StackConfig:
 
     def function_env(self) -> dict[str, str]:
         """What the functions see: the same settings as in the cloud, pointed at the emulators."""
-        return {
+        env = {
             "GOOGLE_CLOUD_PROJECT": self.project,
             "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports['firestore']}",
             "BIGQUERY_EMULATOR_HOST": f"127.0.0.1:{self.ports['bigquery']}",
@@ -114,8 +122,18 @@ class StackConfig:
             "RBM_CLIENT_TOKENS": LOCAL_CLIENT_TOKEN,
             "AGENT_API_KEYS": LOCAL_AGENT_KEY,
             "PHONE_HASH_KEY": LOCAL_PHONE_HASH_KEY,
+            "PUBSUB_PUSH_TOKENS": LOCAL_PUSH_TOKEN,
             "PYTHONUNBUFFERED": "1",
         }
+        if self.bot:
+            env["FORWARD_URL"] = self.url("bot") + "/"
+            env["FORWARD_TIMEOUT_SECONDS"] = str(LOCAL_FORWARD_TIMEOUT_S)
+        return env
+
+    @property
+    def bot_record(self) -> Path:
+        """Every delivery the demo bot received, one JSON line each."""
+        return self.data_dir / "bot" / "received.jsonl"
 
     def cli_env(self) -> dict[str, str]:
         """What the CLI needs to work on this stack (refresh, export, schedule, simulate)."""
@@ -207,7 +225,9 @@ class Stack:
         used = [
             name
             for name, port in cfg.ports.items()
-            if (name not in FUNCTIONS or name in self.functions) and emulators.port_in_use(port)
+            if (name not in FUNCTIONS or name in self.functions)
+            and (name != "bot" or cfg.bot)
+            and emulators.port_in_use(port)
         ]
         if used:
             detail = ", ".join(f"{n} {cfg.ports[n]}" for n in used)
@@ -243,6 +263,7 @@ class Stack:
                         log_path=self.logs / "bigquery.log",
                     ),
                     *(self._function(name) for name in self.functions),
+                    *([self._bot()] if cfg.bot else []),
                 ]
             )
             try:
@@ -289,6 +310,21 @@ class Stack:
             ready_url=f"http://127.0.0.1:{port}/robots.txt",
             env=self.config.function_env(),
             log_path=self.logs / f"{name}.log",
+        )
+
+    def _bot(self) -> ManagedProcess:
+        port = self.config.ports["bot"]
+        self.config.bot_record.parent.mkdir(parents=True, exist_ok=True)
+        return ManagedProcess(
+            name="bot",
+            argv=[
+                *(sys.executable, "-m", "rbm_analytics_dev.local.bot"),
+                *("--port", str(port), "--token", LOCAL_CLIENT_TOKEN),
+                *("--record", str(self.config.bot_record)),
+            ],
+            port=port,
+            ready_url=f"http://127.0.0.1:{port}/",
+            log_path=self.logs / "bot.log",
         )
 
     def _start_all(self, procs: list[ManagedProcess]) -> None:
@@ -421,6 +457,7 @@ class Stack:
             f"rbm-analytics local stack is up (project {cfg.project}, dataset {cfg.dataset})",
             "",
             f"  RBM webhook      POST {ingest}/        client token: {LOCAL_CLIENT_TOKEN}",
+            f"  Pub/Sub push     POST {ingest}/pubsub?token={LOCAL_PUSH_TOKEN}",
             f"  sent log         POST {ingest}/agent-messages   "
             f"Authorization: Bearer {LOCAL_AGENT_KEY}",
         ]
@@ -436,6 +473,11 @@ class Stack:
             lines.append(
                 f"  scheduler        {self.scheduler.url}/  ({cfg.schedule} UTC, next "
                 f"{status['next_run']}); POST {self.scheduler.url}/run fires it now"
+            )
+        if cfg.bot:
+            lines.append(
+                f"  demo bot         {cfg.url('bot')}/  the agent's own webhook: ingest relays "
+                f"every event to it ({cfg.bot_record.name} in {cfg.bot_record.parent})"
             )
         lines += [
             f"  Firestore        127.0.0.1:{cfg.ports['firestore']}   "
