@@ -32,7 +32,6 @@ from rbm_analytics.core import logs
 from rbm_analytics.core.config import Settings, get_settings
 from rbm_analytics.core.errors import HttpError, ServiceUnavailable
 from rbm_analytics.core.http import Request, Response, json_response
-from rbm_analytics.core.timeutil import today_utc
 from rbm_analytics.refresh import watermark
 from rbm_analytics.refresh.plan import RefreshPlan, plan_from_body
 from rbm_analytics.refresh.reader import read_changed
@@ -60,13 +59,37 @@ def _phase(phase: str, run_id: str) -> None:
     logs.info("refresh phase", phase=phase, run_id=run_id)
 
 
+def _now() -> datetime:
+    """The run's clock (one place, so a test can stand on another day)."""
+    return datetime.now(UTC)
+
+
+def _log_daily(warehouse: Warehouse, plan: RefreshPlan, run_id: str) -> None:
+    """One "daily metrics" line per (date, agent) written: what per-agent alerts read.
+
+    ``partial`` marks today's intraday numbers; ``age_days`` (run date minus
+    the row's date) lets an alert read each day once, e.g. yesterday's first
+    closed numbers at age 1.
+    """
+    today = plan.run_date or _now().date()
+    for row in warehouse.daily_counts(plan.start, plan.end):
+        sent, delivered, read = row["sent"], row["delivered"], row["read"]
+        logs.info(
+            "daily metrics", run_id=run_id, date=row["date"].isoformat(),
+            agent_id=row["agent_id"], sent=sent, delivered=delivered, read=read,
+            delivery_rate=round(delivered / sent, 4) if sent else None,
+            read_rate=round(read / sent, 4) if sent else None,
+            partial=plan.intraday, age_days=(today - row["date"]).days,
+        )  # fmt: skip
+
+
 def run(plan: RefreshPlan, settings: Settings, clients: Clients) -> dict[str, Any]:
     """Run one refresh of ``plan``'s dates; returns the summary.
 
     Raises whatever storage raised, after recording the failed run.
     """
     run_id = uuid.uuid4().hex
-    started_at = datetime.now(UTC)
+    started_at = _now()
     clock = time.perf_counter()
     documents_read: int | None = None
     rows_written = 0
@@ -99,11 +122,12 @@ def run(plan: RefreshPlan, settings: Settings, clients: Clients) -> dict[str, An
             plan.start, plan.end, window_days=settings.backfill_days, refreshed_at=started_at
         )
         rows_written += daily.total
+        _log_daily(warehouse, plan, run_id)
         _phase("done", run_id)
         # Only now is everything read up to the run's start safely in BigQuery.
         since = started_at - timedelta(seconds=settings.refresh_overlap_s)
         watermark.save(fs, warehouse.path, since, run_id)
-        finished_at = datetime.now(UTC)
+        finished_at = _now()
         warehouse.record_run(
             RunRecord(run_id, started_at, finished_at, plan.start, plan.end, documents_read,
                       rows_written, "succeeded", None)
@@ -176,7 +200,8 @@ def handle(
 
 def _refresh(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
     settings = deps.settings
-    plan = plan_from_body(request.body, today=today_utc(), window_days=settings.backfill_days)
+    today = _now().date()
+    plan = plan_from_body(request.body, today=today, window_days=settings.backfill_days)
     fields.update(
         first_date=plan.start.isoformat(), last_date=plan.end.isoformat(), intraday=plan.intraday
     )

@@ -164,6 +164,14 @@ class Warehouse:
             response_samples=int(row["response_samples"]),
         )
 
+    def daily_counts(self, start: date, end: date) -> list[dict[str, Any]]:
+        """sent, delivered and read per (date, agent) for ``start … end``, sorted."""
+        rows = self._query(
+            sql("daily_counts.sql", self.path),
+            [_param("start_date", "DATE", start), _param("end_date", "DATE", end)],
+        )
+        return [dict(row.items()) for row in rows]
+
     # -- run log ----------------------------------------------------------------
     def record_run(self, run: RunRecord) -> None:
         self._query(
