@@ -12,6 +12,7 @@ SUITES = {
     "refresh": "bench.refresh_bench",
     "export": "bench.export_bench",
     "stack": "bench.stack_bench",
+    "coldstart": "bench.coldstart_bench",
 }
 
 

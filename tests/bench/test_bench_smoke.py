@@ -38,6 +38,10 @@ def test_bench_smoke_prints_every_measurement() -> None:
         "stack.startup_s",
         "stack.simulate_events_per_s",
         "stack.stop_s",
+        "coldstart.ingest_modules",
+        "coldstart.ingest_import_cpu_ms",
+        "coldstart.export_modules",
+        "coldstart.refresh_modules",
     } <= names
     for m in lines:
         assert set(m) == KEYS, m
