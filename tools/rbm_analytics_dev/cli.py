@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from rbm_analytics.core.errors import HttpError
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS: tuple[str, ...] = ("serve", "simulate", "refresh", "export", "schedule")
+COMMANDS: tuple[str, ...] = ("init", "serve", "simulate", "refresh", "export", "schedule")
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 
 EPILOG = """\
 examples:
+  rbm-analytics init                                 # guided first deploy to Google Cloud
   rbm-analytics serve                                # the whole system locally ('make run')
   rbm-analytics simulate --days 7 --truth truth.json # traffic into the local stack
   rbm-analytics refresh --start 2026-01-01 --end 2026-01-31
