@@ -34,7 +34,7 @@ def sample(day: str | date, agent: str, metric: str, seconds: float) -> dict[str
 
 
 def nearest_rank(values: Sequence[float], p: int) -> float:
-    """The ⌈p·n/100⌉-th smallest value (SPEC §3's percentile)."""
+    """The ⌈p·n/100⌉-th smallest value (docs/contract.md §3's percentile)."""
     ordered = sorted(values)
     rank = max(1, math.ceil(p * len(ordered) / 100))
     return ordered[rank - 1]

@@ -1,4 +1,4 @@
-"""SPEC §3's daily metrics, in plain Python, straight from the definitions.
+"""docs/contract.md §3's daily metrics, in plain Python, straight from the definitions.
 
 Written for obviousness, not speed: every metric loops over all the data,
 with no date windows beyond the ones the definitions name, so a bounded scan

@@ -1,4 +1,4 @@
-"""Privacy (SPEC §2.4): no phone number, message text, file URI, file name or coordinate
+"""Privacy (docs/contract.md §2.4): no phone number, message text, file URI, file name or coordinate
 reaches Firestore or the logs, whatever was sent."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""At-least-once, any order (SPEC §2.4), as a property against the Firestore emulator.
+"""At-least-once, any order (docs/contract.md §2.4), as a property against the Firestore emulator.
 
 A random set of agent sends, DELIVERED / READ receipts, user messages and user
 events is delivered twice into an empty database: once cleanly, one copy each

@@ -1,4 +1,4 @@
-"""The 8-day rule end to end: ingest → Firestore → refresh → BigQuery (SPEC §1)."""
+"""The 8-day rule end to end: ingest → Firestore → refresh → BigQuery (docs/contract.md §1)."""
 
 from __future__ import annotations
 

@@ -167,7 +167,7 @@ def test_user_message_with_event_id_and_no_send_time() -> None:
     rec = parse(rbm_sample_bytes("user_message_text_eventid"))
     assert isinstance(rec, UserMessage)
     assert rec.message_id == "MsE3rT4yU5iO6pA7sD8fG9"
-    # SPEC §1: without sendTime the event time is the time ingest received it.
+    # docs/contract.md §1: without sendTime the event time is the time ingest received it.
     assert rec.event_us == RECEIVED
     assert rec.kind == "text"
     assert_private(rec)

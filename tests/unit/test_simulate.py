@@ -1,5 +1,5 @@
 """The traffic simulator: seeded plans, realistic shapes, and a ground truth
-that follows SPEC §1 and §3."""
+that follows docs/contract.md §1 and §3."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RFC 3339 parsing and the 8-day attribution rule (SPEC §1)."""
+"""RFC 3339 parsing and the 8-day attribution rule (docs/contract.md §1)."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def test_cutoff_boundary() -> None:
     ("event", "counts"),
     [
         (datetime(2026, 1, 1, 0, 0, tzinfo=UTC), True),  # the send day itself
-        (datetime(2026, 1, 2, 12, 0, tzinfo=UTC), True),  # SPEC: read Jan 2 counts
+        (datetime(2026, 1, 2, 12, 0, tzinfo=UTC), True),  # the contract: read Jan 2 counts
         (datetime(2026, 1, 8, 23, 59, tzinfo=UTC), True),  # read Jan 8 23:59 counts
         (datetime(2026, 1, 9, 0, 0, 1, tzinfo=UTC), False),  # Jan 9: never
         (datetime(2026, 1, 10, 8, 0, tzinfo=UTC), False),  # Jan 10: never

@@ -1,4 +1,4 @@
-"""UTC time: RFC 3339 parsing and the 8-day attribution rule (SPEC §1).
+"""UTC time: RFC 3339 parsing and the 8-day attribution rule (docs/contract.md §1).
 
 Event times travel as integer microseconds since the Unix epoch (UTC). An
 integer lets Firestore keep "the earliest receipt wins" as a blind ``Minimum``

@@ -1,4 +1,4 @@
-"""The export's query string, parsed into one immutable value (SPEC §4).
+"""The export's query string, parsed into one immutable value (docs/contract.md §4).
 
 Every problem is a 400 naming the parameter. An empty value means that
 parameter's default, so an HTML form with a blank field still works.

@@ -1,4 +1,4 @@
-"""The ``export`` function's core: the console's *Export data* and the Analytics page (SPEC §4).
+"""The ``export`` function (docs/contract.md §4): *Export data* and the Analytics page.
 
     GET /          rows per (period, agent) as CSV (default) or JSON, streamed
     GET /agents    {"start", "end", "agents": [...]}: agents with any row in [start, end]

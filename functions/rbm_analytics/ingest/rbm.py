@@ -196,7 +196,7 @@ def parse_webhook_payload(data: bytes, *, phone_key: bytes, received_us: int) ->
 
 
 def _event_time(doc: Mapping[str, Any], received_us: int) -> int:
-    """SPEC §1: the payload's sendTime when present, else the time it was received."""
+    """docs/contract.md §1: the payload's sendTime when present, else the time it was received."""
     if doc.get("sendTime") is None:
         return received_us
     return parse_rfc3339_us(doc["sendTime"], "sendTime")

@@ -1,4 +1,4 @@
-"""Firestore storage of ingested records (SPEC §2.4).
+"""Firestore storage of ingested records (docs/contract.md §2.4).
 
 Layout, one document per RBM id:
 

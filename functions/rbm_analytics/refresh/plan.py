@@ -1,4 +1,4 @@
-"""Which dates a refresh recomputes: the request body, validated (SPEC §3).
+"""Which dates a refresh recomputes: the request body, validated (docs/contract.md §3).
 
     {}                                  run_date = today (UTC)
     {"run_date": "YYYY-MM-DD"}          R-W … R-1 (W = BACKFILL_DAYS), the 8-day rule

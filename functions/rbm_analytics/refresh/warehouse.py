@@ -21,7 +21,7 @@ from google.cloud import bigquery
 from rbm_analytics.core.tables import dataset_path, ensure_tables, table_defs
 from rbm_analytics.refresh.reader import MirrorBatch
 
-# How far back a user message's "previous message" may be (SPEC §3).
+# How far back a user message's "previous message" may be (docs/contract.md §3).
 LOOKBACK_DAYS = 30
 # A crashed run's staging table expires by itself.
 STAGING_TTL = timedelta(days=1)

@@ -18,7 +18,7 @@ between agents and users, and of how those events reach ``ingest``:
   (at-least-once delivery), and receipts can arrive before the sent record.
 
 ``Truth`` is what a correct refresh must report for the planned events, per
-SPEC §1 and §3: counts per UTC date and agent, with the 8-day rule applied
+docs/contract.md §1 and §3: counts per UTC date and agent, with the 8-day rule applied
 through ``timeutil.counts_for``. Sending lives in ``local/sender.py``.
 """
 
@@ -40,7 +40,7 @@ from rbm_analytics.core.timeutil import counts_for, format_us, us_to_datetime, u
 
 US = 1_000_000
 DAY_US = 86_400 * US
-LOOKBACK_US = 30 * DAY_US  # SPEC §3: a wait looks back at most 30 days
+LOOKBACK_US = 30 * DAY_US  # docs/contract.md §3: a wait looks back at most 30 days
 MAX_BATCH = 500
 SENT_LOG_FLUSH_US = 5 * US  # the agent backend forwards its sent log every 5 s
 # IS_TYPING precedes the message it announces by at most this: the only events
@@ -58,7 +58,7 @@ AGENT_NAMES = (
     "tyrell-cars",
 )
 
-# What a user can send (SPEC §2.1) and the receipts and events the webhook sees.
+# What a user can send (docs/contract.md §2.1) and the receipts and events the webhook sees.
 USER_KINDS = ("text", "file", "location", "suggestion_reply", "suggestion_action")
 RECEIPTS = ("DELIVERED", "READ")
 EventKind = Literal[
@@ -74,7 +74,7 @@ EventKind = Literal[
 ]
 Route = Literal["webhook", "agent-messages"]
 
-# daily_metrics columns, per SPEC §3, in table order, from the table's schema:
+# daily_metrics columns, per docs/contract.md §3, in table order, from the table's schema:
 # the counts (INT64) and the durations (FLOAT64, NULL without a sample).
 _DAILY_FIELDS = table_defs()["daily_metrics"].fields
 COUNT_COLUMNS = tuple(f["name"] for f in _DAILY_FIELDS if f["type"] == "INT64")
@@ -744,7 +744,7 @@ def truth_of(requests: Iterable[PlannedRequest], window_days: int) -> Truth:
 # Ground truth
 # ---------------------------------------------------------------------------
 def nearest_rank(samples: Sequence[float], p: float) -> float:
-    """The ⌈p·n/100⌉-th smallest sample (SPEC §3)."""
+    """The ⌈p·n/100⌉-th smallest sample (docs/contract.md §3)."""
     ordered = sorted(samples)
     return ordered[max(1, math.ceil(p * len(ordered) / 100)) - 1]
 
@@ -792,7 +792,7 @@ def _empty_row() -> dict[str, Any]:
 
 
 def compute_truth(events: Sequence[Event], window_days: int) -> Truth:
-    """Daily metrics for ``events`` (each counted once), by SPEC §1 and §3."""
+    """Daily metrics for ``events`` (each counted once), by docs/contract.md §1 and §3."""
     sent: dict[str, Event] = {}
     first: dict[tuple[str, str], int] = {}  # (receipt kind, message id) -> earliest time
     timeline: dict[tuple[str, str], list[tuple[int, bool]]] = defaultdict(list)  # (at, is_user)
