@@ -18,7 +18,11 @@ REFRESHED_AT = "2026-03-01T06:00:00.000000Z"
 
 
 def daily(day: str | date, agent: str, **values: Any) -> dict[str, Any]:
-    """A daily_metrics row: counts default to 0, durations to NULL."""
+    """A daily_metrics row: counts default to 0, durations to NULL.
+
+    An average given with its sample count also gets the integer sum of
+    milliseconds the refresh stores beside it (what weeks and months divide).
+    """
     row: dict[str, Any] = {"date": str(day), "agent_id": agent, "refreshed_at": REFRESHED_AT}
     for name, metric in METRICS.items():
         if metric.kind is Kind.COUNT:
@@ -26,11 +30,19 @@ def daily(day: str | date, agent: str, **values: Any) -> dict[str, Any]:
     unknown = set(values) - set(table_defs()["daily_metrics"].columns)
     assert not unknown, f"not daily_metrics columns: {unknown}"
     row.update(values)
+    for metric in METRICS.values():
+        if metric.kind is Kind.AVERAGE and metric.sum_ms not in values:
+            avg, n = row.get(metric.name), row.get(str(metric.weight)) or 0
+            row[str(metric.sum_ms)] = 0 if avg is None else round(avg * 1000 * n)
     return row
 
 
 def sample(day: str | date, agent: str, metric: str, seconds: float) -> dict[str, Any]:
-    return {"date": str(day), "agent_id": agent, "metric": metric, "seconds": seconds}
+    """A response_samples row; ``seconds`` must be whole milliseconds."""
+    ms = round(seconds * 1000)
+    assert ms / 1000 == seconds, f"{seconds} is not whole milliseconds"
+    return {"date": str(day), "agent_id": agent, "metric": metric, "duration_ms": ms,
+            "seconds": ms / 1000}  # fmt: skip
 
 
 def nearest_rank(values: Sequence[float], p: int) -> float:

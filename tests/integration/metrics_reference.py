@@ -7,11 +7,12 @@ in the SQL that cuts something off shows up as a difference.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from rbm_analytics_dev.reference import nearest_rank
 
 WINDOW_DAYS = 8
 LOOKBACK = timedelta(days=30)
@@ -48,22 +49,16 @@ def cutoff(d: date, window: int = WINDOW_DAYS) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(days=window)
 
 
-def nearest_rank(samples: list[float], p: int) -> float:
-    """The ⌈p·n/100⌉-th smallest sample."""
-    ordered = sorted(samples)
-    return ordered[max(1, math.ceil(p * len(ordered) / 100)) - 1]
-
-
-def seconds(later: datetime, earlier: datetime) -> float:
-    delta = later - earlier
-    return (delta.days * 86_400 + delta.seconds) + delta.microseconds / 1e6
+def milliseconds(later: datetime, earlier: datetime) -> int:
+    """Whole milliseconds from ``earlier`` to ``later``, truncated."""
+    return (later - earlier) // timedelta(milliseconds=1)
 
 
 @dataclass
 class Expected:
     metrics: dict[tuple[date, str], dict[str, Any]]
     postbacks: dict[tuple[date, str, str | None, str], int]
-    samples: dict[tuple[date, str, str], list[float]]
+    samples: dict[tuple[date, str, str], list[int]]  # milliseconds
 
 
 KINDS = {
@@ -76,7 +71,7 @@ KINDS = {
 COUNTS = (
     "sent", "delivered", "read", "typing_events", "user_messages", "user_text", "user_files",
     "user_locations", "suggestion_replies", "suggestion_actions", "reads_with_reply",
-    "agent_responses",
+    "agent_responses", "read_to_reply_sum_ms", "agent_response_sum_ms",
 )  # fmt: skip
 
 
@@ -88,7 +83,7 @@ def expected(
     window: int = WINDOW_DAYS,
 ) -> Expected:
     rows: dict[tuple[date, str], dict[str, Any]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
-    samples: dict[tuple[date, str, str], list[float]] = defaultdict(list)
+    samples: dict[tuple[date, str, str], list[int]] = defaultdict(list)
     postbacks: dict[tuple[date, str, str | None, str], int] = defaultdict(int)
 
     # sent / delivered / read and read_to_reply, by the agent message's sent date.
@@ -109,7 +104,7 @@ def expected(
             ]
             if replies:
                 row["reads_with_reply"] += 1
-                samples[(d, m.agent, "read_to_reply")].append(seconds(min(replies), m.read))
+                samples[(d, m.agent, "read_to_reply")].append(milliseconds(min(replies), m.read))
 
     # A conversation's timeline: agent messages before user messages at equal times.
     timeline: dict[tuple[str, str], list[tuple[datetime, int, str]]] = defaultdict(list)
@@ -136,7 +131,7 @@ def expected(
         answer = next((e for e in events[i + 1 :] if e[1] == 0), None)
         if opens_wait and answer is not None and answer[0] < cutoff(d, window):
             row["agent_responses"] += 1
-            samples[(d, u.agent, "agent_response")].append(seconds(answer[0], u.at))
+            samples[(d, u.agent, "agent_response")].append(milliseconds(answer[0], u.at))
 
     for t in typing:
         if t.at.date() in dates:
@@ -145,9 +140,11 @@ def expected(
     for (d, agent), row in rows.items():
         rr = samples.get((d, agent, "read_to_reply"), [])
         ar = samples.get((d, agent, "agent_response"), [])
-        row["read_to_reply_avg_s"] = sum(rr) / len(rr) if rr else None
-        row["read_to_reply_p50_s"] = nearest_rank(rr, 50) if rr else None
-        row["agent_response_avg_s"] = sum(ar) / len(ar) if ar else None
-        row["agent_response_p50_s"] = nearest_rank(ar, 50) if ar else None
-        row["agent_response_p90_s"] = nearest_rank(ar, 90) if ar else None
+        row["read_to_reply_sum_ms"] = sum(rr)
+        row["read_to_reply_avg_s"] = sum(rr) / len(rr) / 1000 if rr else None
+        row["read_to_reply_p50_s"] = nearest_rank(rr, 50) / 1000 if rr else None
+        row["agent_response_sum_ms"] = sum(ar)
+        row["agent_response_avg_s"] = sum(ar) / len(ar) / 1000 if ar else None
+        row["agent_response_p50_s"] = nearest_rank(ar, 50) / 1000 if ar else None
+        row["agent_response_p90_s"] = nearest_rank(ar, 90) / 1000 if ar else None
     return Expected(dict(rows), dict(postbacks), dict(samples))

@@ -158,8 +158,8 @@ def assert_tables_match(dataset: str, want: Expected) -> None:
         for column in COUNTS:
             if got[key][column] != row[column]:
                 problems.append(f"{key} {column}: got {got[key][column]}, want {row[column]}")
-        for column in DURATIONS:
-            if not _close(got[key][column], row[column]):
+        for column in DURATIONS:  # exact: integer milliseconds, divided once
+            if got[key][column] != row[column]:
                 problems.append(f"{key} {column}: got {got[key][column]}, want {row[column]}")
     assert not problems, "\n".join(problems[:40])
 
@@ -169,10 +169,10 @@ def assert_tables_match(dataset: str, want: Expected) -> None:
     }
     assert postbacks == want.postbacks
 
-    samples: dict[tuple[date, str, str], list[float]] = {}
+    samples: dict[tuple[date, str, str], list[int]] = {}
     for r in table_rows(dataset, "response_samples"):
-        samples.setdefault((r["date"], r["agent_id"], r["metric"]), []).append(r["seconds"])
-    assert sorted(samples) == sorted(want.samples)
-    for key, values in want.samples.items():
-        pairs = zip(sorted(samples[key]), sorted(values), strict=True)
-        assert all(_close(a, b) for a, b in pairs), key
+        samples.setdefault((r["date"], r["agent_id"], r["metric"]), []).append(r["duration_ms"])
+        assert r["seconds"] == r["duration_ms"] / 1000
+    assert {k: sorted(v) for k, v in samples.items()} == {
+        k: sorted(v) for k, v in want.samples.items()
+    }

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from google.api_core import exceptions as gexc
 from rbm_analytics.core import clients
-from rbm_analytics.core.tables import ALL_TABLES, ensure_tables
+from rbm_analytics.core.tables import ALL_TABLES, ensure_tables, table_defs
 
 from tests.support import PROJECT
 
@@ -30,3 +31,33 @@ def test_missing_tables_are_created_without_creating_the_existing_dataset(
     table = client.get_table(f"{PROJECT}.{bq_dataset}.daily_postbacks")
     assert table.time_partitioning.field == "date"
     assert table.clustering_fields == ["agent_id"]
+
+
+def test_columns_added_by_a_newer_version_are_appended_to_existing_tables(bq_dataset: str) -> None:
+    client = clients.bigquery_client()
+    path = f"{PROJECT}.{bq_dataset}"
+    ensure_tables(client, PROJECT, bq_dataset, "US")
+    # daily_metrics as an older version created it: without its last two columns.
+    tdef = table_defs()["daily_metrics"]
+    older = dataclasses.replace(tdef, fields=tdef.fields[:-2])
+    client.delete_table(f"{path}.daily_metrics")
+    client.create_table(older.table(path))
+    client.query(
+        f"INSERT INTO `{path}.daily_metrics` ({', '.join(older.columns)}) "
+        f"SELECT DATE '2026-01-01', 'acme', {', '.join(_older_values(older))}"
+    ).result()
+
+    ensure_tables(client, PROJECT, bq_dataset, "US")
+    table = client.get_table(f"{path}.daily_metrics")
+    assert [f.name for f in table.schema] == list(tdef.columns)
+    added = {f.name: f.mode for f in table.schema[-2:]}
+    assert added == dict.fromkeys(tdef.columns[-2:], "NULLABLE")
+    (row,) = client.query(f"SELECT * FROM `{path}.daily_metrics`").result()
+    assert row["sent"] == 1 and all(row[c] is None for c in added), "the old row is kept"
+    ensure_tables(client, PROJECT, bq_dataset, "US")  # nothing left to add: no change
+    assert [f.name for f in client.get_table(f"{path}.daily_metrics").schema] == list(tdef.columns)
+
+
+def _older_values(tdef: Any) -> list[str]:
+    literal = {"INT64": "1", "FLOAT64": "NULL", "TIMESTAMP": "CURRENT_TIMESTAMP()"}
+    return [literal[f["type"]] for f in tdef.fields[2:]]

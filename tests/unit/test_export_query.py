@@ -67,7 +67,7 @@ def test_only_the_tables_a_selection_needs_are_read() -> None:
     week = build_export_query(SETTINGS, start=TODAY, end=TODAY, scale="week",
                               metrics=["agent_response_p90_s"], agent=None)  # fmt: skip
     assert "`demo-rbm-test.rbm_analytics.response_samples`" in week.sql
-    assert "PERCENTILE_DISC(`seconds`, 0.9) OVER period_series" in week.sql
+    assert "PERCENTILE_DISC(`duration_ms`, 0.9) OVER period_series" in week.sql
     assert "read_to_reply" not in week.sql
 
 

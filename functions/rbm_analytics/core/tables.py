@@ -91,11 +91,13 @@ def table_defs() -> dict[str, TableDef]:
 
 
 def ensure_tables(client: bigquery.Client, project: str, dataset: str, location: str) -> None:
-    """Create the dataset and every table that does not exist yet (never alters one).
+    """Create the dataset and every missing table; add missing columns to existing tables.
 
     Looks before it creates: a deployed function holds dataEditor on its
     dataset only, and creating a dataset that exists is a 403 for it, not the
-    409 ``exists_ok`` tolerates.
+    409 ``exists_ok`` tolerates. Columns added by a newer version are
+    appended as NULLABLE (BigQuery cannot add a REQUIRED column to a table
+    with rows); nothing is ever dropped or retyped.
     """
     path = f"{project}.{dataset}"
     try:
@@ -108,3 +110,20 @@ def ensure_tables(client: bigquery.Client, project: str, dataset: str, location:
     for tdef in table_defs().values():
         if tdef.name not in existing:
             client.create_table(tdef.table(path), exists_ok=True)
+        else:
+            add_missing_columns(client, f"{path}.{tdef.name}", tdef)
+
+
+def add_missing_columns(client: bigquery.Client, table_path: str, tdef: TableDef) -> list[str]:
+    """Append the columns of ``tdef`` that the table lacks, as NULLABLE; their names."""
+    table = client.get_table(table_path)
+    have = {field.name for field in table.schema}
+    missing = [f for f in tdef.schema() if f.name not in have]
+    if missing:
+        table.schema = [
+            *table.schema,
+            *(bigquery.SchemaField(f.name, f.field_type, mode="NULLABLE",
+                                   description=f.description) for f in missing),
+        ]  # fmt: skip
+        client.update_table(table, ["schema"])
+    return [f.name for f in missing]

@@ -40,8 +40,10 @@ class Kind(Enum):
 class Metric:
     name: str
     kind: Kind
-    # AVERAGE: the count column that is its number of samples.
+    # AVERAGE: the count column that is its number of samples, and the column
+    # of the samples' integer sum in milliseconds.
     weight: str | None = None
+    sum_ms: str | None = None
     # PERCENTILE: the response_samples.metric value and the percentile.
     sample: str | None = None
     percentile: int | None = None
@@ -72,13 +74,24 @@ METRICS: dict[str, Metric] = {
             "suggestion_actions",
             "reads_with_reply",
         ),
-        Metric("read_to_reply_avg_s", Kind.AVERAGE, weight="reads_with_reply"),
+        Metric(
+            "read_to_reply_avg_s",
+            Kind.AVERAGE,
+            weight="reads_with_reply",
+            sum_ms="read_to_reply_sum_ms",
+        ),
         Metric("read_to_reply_p50_s", Kind.PERCENTILE, sample="read_to_reply", percentile=50),
         *_counts("agent_responses"),
-        Metric("agent_response_avg_s", Kind.AVERAGE, weight="agent_responses"),
+        Metric(
+            "agent_response_avg_s",
+            Kind.AVERAGE,
+            weight="agent_responses",
+            sum_ms="agent_response_sum_ms",
+        ),
         Metric("agent_response_p50_s", Kind.PERCENTILE, sample="agent_response", percentile=50),
         Metric("agent_response_p90_s", Kind.PERCENTILE, sample="agent_response", percentile=90),
         Metric("refreshed_at", Kind.TIMESTAMP),
+        *_counts("read_to_reply_sum_ms", "agent_response_sum_ms"),
         Metric("delivery_rate", Kind.RATE, ratio=("delivered", "sent")),
         Metric("read_rate", Kind.RATE, ratio=("read", "sent")),
     )
@@ -194,13 +207,12 @@ def _aggregate(metric: Metric, scale: str, total: bool) -> str:
             return f"IF(`agent_id` = '{ALL_AGENTS}', {_aggregate(metric, 'week', total)}, {own})"
         return own
     if metric.kind is Kind.AVERAGE:
-        # sum(avg * n) / sum(n) over the days that have samples.
-        assert metric.weight is not None
-        weight = _q(metric.weight)
-        return (
-            f"SAFE_DIVIDE(SUM({col} * {weight}), "
-            f"SUM(IF({col} IS NULL, 0, {weight})))"
-        )  # fmt: skip
+        # The period's integer sum of milliseconds over its number of samples,
+        # in seconds: exact and independent of the order rows are summed in.
+        # Days without a stored sum (none written yet) count for neither.
+        assert metric.weight is not None and metric.sum_ms is not None
+        weight, summed = _q(metric.weight), _q(metric.sum_ms)
+        return f"SAFE_DIVIDE(SUM({summed}), SUM(IF({summed} IS NULL, 0, {weight}))) / 1000"
     raise ValueError(f"{metric.name} is not a daily_metrics aggregate")
 
 
@@ -248,9 +260,9 @@ def build_export_query(
             deps = list(metric.ratio)
         elif metric.kind is Kind.PERCENTILE and scale != "day":
             deps = []
-        elif metric.kind is Kind.AVERAGE and total and scale == "day":
-            assert metric.weight is not None
-            deps = [metric.name, metric.weight]
+        elif metric.kind is Kind.AVERAGE and (total or scale != "day"):
+            assert metric.weight is not None and metric.sum_ms is not None
+            deps = [metric.name, metric.weight, metric.sum_ms]
         for dep in deps:
             if METRICS[dep] not in needed:
                 needed.append(METRICS[dep])
@@ -293,18 +305,18 @@ def build_export_query(
     if percentiles and (scale != "day" or total):
         windows = sorted({(str(m.sample), int(m.percentile or 0)) for m in percentiles})
         ranked = ",\n".join(
-            f"      PERCENTILE_DISC(`seconds`, {p / 100}) OVER period_series AS `{sample}_p{p}`"
+            f"      PERCENTILE_DISC(`duration_ms`, {p / 100}) OVER period_series AS `{sample}_p{p}`"
             for sample, p in windows
         )
         columns = ",\n".join(
-            f"    MAX(IF(`metric` = '{m.sample}', `{m.sample}_p{m.percentile}`, NULL))"
+            f"    MAX(IF(`metric` = '{m.sample}', `{m.sample}_p{m.percentile}`, NULL)) / 1000"
             f" AS {_q(m.name)}"
             for m in percentiles
         )
         metric_names = ", ".join(sorted({f"'{m.sample}'" for m in percentiles}))
         source = rows_of(
             samples,
-            ["date", "metric", "seconds"],
+            ["date", "metric", "duration_ms"],
             f"{in_range} AND `metric` IN ({metric_names})",
             agents=scale != "day",
         )

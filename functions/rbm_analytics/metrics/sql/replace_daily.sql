@@ -9,6 +9,11 @@
 --   @lookback_days          INT64  how far back a "previous message" may be (30)
 --   @refreshed_at           TIMESTAMP  the run's start
 --
+-- Durations are whole milliseconds, TIMESTAMP_DIFF(later, earlier, MILLISECOND)
+-- (truncated), summed as INT64: integer sums do not depend on the order rows
+-- are added in, so a rerun over the same data writes bit-identical rows.
+-- Averages divide those sums once; seconds = milliseconds / 1000.
+--
 -- THE 8-DAY RULE: anything attributed to date D counts only if it happened
 -- before TIMESTAMP_ADD(TIMESTAMP(D), INTERVAL @window_days DAY), i.e.
 -- D + W days 00:00:00 UTC (timeutil.cutoff is the Python twin).
@@ -30,7 +35,7 @@ DELETE FROM `${dataset}.daily_metrics` WHERE date BETWEEN @start_date AND @end_d
 -- for each agent message sent on D whose READ is before the cutoff, the first
 -- user message in the same conversation (agent_id, user_key) at or after the
 -- READ and before the cutoff; seconds from the READ to it.
-INSERT INTO `${dataset}.response_samples` (date, agent_id, metric, seconds)
+INSERT INTO `${dataset}.response_samples` (date, agent_id, metric, duration_ms, seconds)
 WITH counted_reads AS (
   SELECT
     message_id, agent_id, user_key, sent_date, read_at,
@@ -55,7 +60,8 @@ SELECT
   sent_date AS date,
   agent_id,
   'read_to_reply' AS metric,
-  TIMESTAMP_DIFF(reply_at, read_at, MICROSECOND) / 1e6 AS seconds
+  TIMESTAMP_DIFF(reply_at, read_at, MILLISECOND) AS duration_ms,
+  TIMESTAMP_DIFF(reply_at, read_at, MILLISECOND) / 1000 AS seconds
 FROM first_replies;
 
 -- agent_response samples, attributed to the user message's event date D.
@@ -66,7 +72,7 @@ FROM first_replies;
 -- message sent at most @lookback_days before it (no previous message in that
 -- window: it opens a wait). The wait is answered by the conversation's first
 -- agent message after it, if that is sent before the cutoff of D.
-INSERT INTO `${dataset}.response_samples` (date, agent_id, metric, seconds)
+INSERT INTO `${dataset}.response_samples` (date, agent_id, metric, duration_ms, seconds)
 WITH timeline AS (
   SELECT agent_id, user_key, sent_at AS msg_at, sent_date AS day, 0 AS side, message_id
   FROM `${dataset}.agent_messages`
@@ -93,7 +99,8 @@ SELECT
   day AS date,
   agent_id,
   'agent_response' AS metric,
-  TIMESTAMP_DIFF(answer_at, msg_at, MICROSECOND) / 1e6 AS seconds
+  TIMESTAMP_DIFF(answer_at, msg_at, MILLISECOND) AS duration_ms,
+  TIMESTAMP_DIFF(answer_at, msg_at, MILLISECOND) / 1000 AS seconds
 FROM ordered
 WHERE side = 1
   AND day BETWEEN @start_date AND @end_date
@@ -107,7 +114,8 @@ INSERT INTO `${dataset}.daily_metrics` (
   date, agent_id, sent, delivered, read, typing_events, user_messages, user_text, user_files,
   user_locations, suggestion_replies, suggestion_actions, reads_with_reply,
   read_to_reply_avg_s, read_to_reply_p50_s, agent_responses, agent_response_avg_s,
-  agent_response_p50_s, agent_response_p90_s, refreshed_at
+  agent_response_p50_s, agent_response_p90_s, refreshed_at, read_to_reply_sum_ms,
+  agent_response_sum_ms
 )
 WITH sent AS (
   -- sent: agent messages with sent date D.
@@ -149,6 +157,7 @@ typing AS (
 samples AS (
   -- reads_with_reply, agent_responses and their durations, from the samples
   -- above, in one pass over response_samples.
+  -- Averages: the integer sum of milliseconds / the number of samples.
   -- Percentiles are nearest rank: the ceil(p * n / 100)-th smallest of the n
   -- samples. PERCENTILE_DISC(x, p / 100) returns the first sorted value whose
   -- cumulative distribution is >= p / 100, which is exactly that sample.
@@ -156,17 +165,17 @@ samples AS (
     date,
     agent_id,
     COUNTIF(metric = 'read_to_reply') AS reads_with_reply,
-    AVG(IF(metric = 'read_to_reply', seconds, NULL)) AS read_to_reply_avg_s,
-    MAX(IF(metric = 'read_to_reply', p50, NULL)) AS read_to_reply_p50_s,
+    SUM(IF(metric = 'read_to_reply', duration_ms, NULL)) AS read_to_reply_sum_ms,
+    MAX(IF(metric = 'read_to_reply', p50_ms, NULL)) AS read_to_reply_p50_ms,
     COUNTIF(metric = 'agent_response') AS agent_responses,
-    AVG(IF(metric = 'agent_response', seconds, NULL)) AS agent_response_avg_s,
-    MAX(IF(metric = 'agent_response', p50, NULL)) AS agent_response_p50_s,
-    MAX(IF(metric = 'agent_response', p90, NULL)) AS agent_response_p90_s
+    SUM(IF(metric = 'agent_response', duration_ms, NULL)) AS agent_response_sum_ms,
+    MAX(IF(metric = 'agent_response', p50_ms, NULL)) AS agent_response_p50_ms,
+    MAX(IF(metric = 'agent_response', p90_ms, NULL)) AS agent_response_p90_ms
   FROM (
     SELECT
-      date, agent_id, metric, seconds,
-      PERCENTILE_DISC(seconds, 0.5) OVER same_series AS p50,
-      PERCENTILE_DISC(seconds, 0.9) OVER same_series AS p90
+      date, agent_id, metric, duration_ms,
+      PERCENTILE_DISC(duration_ms, 0.5) OVER same_series AS p50_ms,
+      PERCENTILE_DISC(duration_ms, 0.9) OVER same_series AS p90_ms
     FROM `${dataset}.response_samples`
     WHERE date BETWEEN @start_date AND @end_date
     WINDOW same_series AS (PARTITION BY date, agent_id, metric)
@@ -196,13 +205,15 @@ SELECT
   COALESCE(m.suggestion_replies, 0),
   COALESCE(m.suggestion_actions, 0),
   COALESCE(r.reads_with_reply, 0),
-  r.read_to_reply_avg_s,
-  r.read_to_reply_p50_s,
+  r.read_to_reply_sum_ms / NULLIF(r.reads_with_reply, 0) / 1000,
+  r.read_to_reply_p50_ms / 1000,
   COALESCE(r.agent_responses, 0),
-  r.agent_response_avg_s,
-  r.agent_response_p50_s,
-  r.agent_response_p90_s,
-  @refreshed_at
+  r.agent_response_sum_ms / NULLIF(r.agent_responses, 0) / 1000,
+  r.agent_response_p50_ms / 1000,
+  r.agent_response_p90_ms / 1000,
+  @refreshed_at,
+  COALESCE(r.read_to_reply_sum_ms, 0),
+  COALESCE(r.agent_response_sum_ms, 0)
 FROM active AS a
 LEFT JOIN sent AS s USING (date, agent_id)
 LEFT JOIN received AS m USING (date, agent_id)
