@@ -8,6 +8,8 @@
 * functions/rbm_analytics/core/schemas/ from infra/schemas/ (the BigQuery table
   schemas: infra/ reads them for Terraform; the deployed functions/ folder
   cannot reach infra/, so it carries a copy).
+* functions/rbm_analytics/core/views/ from infra/views/ (the analysts' views,
+  which Terraform and ensure_tables both create), for the same reason.
 
 ``--check`` exits 1 when a checked-in copy is out of date.
 """
@@ -26,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENTS = ROOT / "functions" / "requirements.txt"
 SCHEMA_SOURCE = ROOT / "infra" / "schemas"
 SCHEMA_COPY = ROOT / "functions" / "rbm_analytics" / "core" / "schemas"
+VIEW_SOURCE = ROOT / "infra" / "views"
+VIEW_COPY = ROOT / "functions" / "rbm_analytics" / "core" / "views"
 LOCK = ROOT / "requirements.lock"
 HEADER = (
     "# The runtime dependencies' exact versions, from requirements.lock.\n"
@@ -91,12 +95,14 @@ def outputs() -> dict[Path, str]:
     out = {REQUIREMENTS: HEADER + "".join(f"{pin}\n" for pin in pins)}
     for src in sorted(SCHEMA_SOURCE.glob("*.json")):
         out[SCHEMA_COPY / src.name] = src.read_text()
+    for src in sorted(VIEW_SOURCE.glob("*.sql")):
+        out[VIEW_COPY / src.name] = src.read_text()
     return out
 
 
 def main() -> int:
     expected = outputs()
-    stale_copies = set(SCHEMA_COPY.glob("*.json")) - set(expected)
+    stale_copies = (set(SCHEMA_COPY.glob("*.json")) | set(VIEW_COPY.glob("*.sql"))) - set(expected)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     problems = lock_problems(project, LOCK.read_text())
     for problem in problems:
@@ -110,6 +116,7 @@ def main() -> int:
             print("generated files are in sync")
         return 1 if stale or problems else 0
     SCHEMA_COPY.mkdir(parents=True, exist_ok=True)
+    VIEW_COPY.mkdir(parents=True, exist_ok=True)
     for path in stale_copies:
         path.unlink()
     for path, text in expected.items():

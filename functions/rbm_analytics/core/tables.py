@@ -1,5 +1,9 @@
 """BigQuery table definitions, read from the JSON schema files infra/ uses too.
 
+The analysts' views come the same way: ``views/<name>.sql`` (a generated copy
+of ``infra/views/``, which Terraform reads) with ``${project}`` and
+``${dataset}`` filled in.
+
 ``schemas/*.json`` (a generated copy of ``infra/schemas/``) hold each table's
 columns in BigQuery's JSON schema format; ``schemas/tables.json`` holds the
 partitioning and clustering. Terraform reads the same files, and a test
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -90,8 +95,23 @@ def table_defs() -> dict[str, TableDef]:
     }
 
 
+@cache
+def view_names() -> tuple[str, ...]:
+    """The analysts' views, named after their files."""
+    folder = resources.files("rbm_analytics.core").joinpath("views")
+    return tuple(
+        sorted(f.name.removesuffix(".sql") for f in folder.iterdir() if f.name.endswith(".sql"))
+    )
+
+
+def view_sql(name: str, project: str, dataset: str) -> str:
+    """The view ``name``'s query for ``project.dataset`` (ids validated by the caller)."""
+    text = resources.files("rbm_analytics.core").joinpath("views", f"{name}.sql").read_text()
+    return string.Template(text).substitute(project=project, dataset=dataset)
+
+
 def ensure_tables(client: bigquery.Client, project: str, dataset: str, location: str) -> None:
-    """Create the dataset and every missing table; add missing columns to existing tables.
+    """Create the dataset, every missing table and view; add missing columns to existing tables.
 
     Looks before it creates: a deployed function holds dataEditor on its
     dataset only, and creating a dataset that exists is a 403 for it, not the
@@ -112,6 +132,11 @@ def ensure_tables(client: bigquery.Client, project: str, dataset: str, location:
             client.create_table(tdef.table(path), exists_ok=True)
         else:
             add_missing_columns(client, f"{path}.{tdef.name}", tdef)
+    for name in view_names():
+        if name not in existing:
+            view = bigquery.Table(f"{path}.{name}")
+            view.view_query = view_sql(name, project, dataset)
+            client.create_table(view, exists_ok=True)
 
 
 def add_missing_columns(client: bigquery.Client, table_path: str, tdef: TableDef) -> list[str]:
