@@ -4,20 +4,19 @@
 Writes the envelope to --body (default: stdout) and prints the
 X-Goog-Signature value: base64(HMAC-SHA512(client token, payload bytes)).
 
-    SIG=$(python3 scripts/sign_sample.py tests/fixtures/rbm/user_event_read.json --body body.json)
+    SIG=$(.venv/bin/python scripts/sign_sample.py tests/fixtures/rbm/user_event_read.json \
+          --body body.json)
     curl -H "X-Goog-Signature: $SIG" --data-binary @body.json http://localhost:8080/
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import hmac
-import json
 import os
 import pathlib
 import sys
+
+from rbm_analytics_dev.local.sender import signed_webhook
 
 
 def main() -> None:
@@ -32,19 +31,14 @@ def main() -> None:
     args = parser.parse_args()
 
     data = args.payload.read_bytes().strip()
-    signature = base64.b64encode(hmac.new(args.token.encode(), data, hashlib.sha512).digest())
-    envelope = json.dumps(
-        {
-            "message": {"data": base64.b64encode(data).decode(), "messageId": "1"},
-            "subscription": "projects/rbm-example/subscriptions/webhook",
-        }
-    )
+    body, headers = signed_webhook(data, args.token)
+    signature = headers["X-Goog-Signature"]
     if args.body is None:
-        print(f"X-Goog-Signature: {signature.decode()}", file=sys.stderr)
-        print(envelope)
+        print(f"X-Goog-Signature: {signature}", file=sys.stderr)
+        print(body.decode())
     else:
-        args.body.write_text(envelope)
-        print(signature.decode())
+        args.body.write_bytes(body)
+        print(signature)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rbm_analytics.ingest.auth import sign
+from rbm_analytics_dev.local import sender
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,17 +45,14 @@ def rbm_sample_bytes(name: str) -> bytes:
     return (FIXTURES / "rbm" / f"{name}.json").read_bytes().strip()
 
 
+_ENVELOPE = {
+    "publish_time": "2026-01-01T00:00:00Z",
+    "subscription": "projects/rbm-acme-agent/subscriptions/webhook",
+}
+
+
 def envelope(data: bytes) -> bytes:
-    return json.dumps(
-        {
-            "message": {
-                "data": base64.b64encode(data).decode(),
-                "messageId": "1",
-                "publishTime": "2026-01-01T00:00:00Z",
-            },
-            "subscription": "projects/rbm-acme-agent/subscriptions/webhook",
-        }
-    ).encode()
+    return sender.envelope(data, **_ENVELOPE)
 
 
 def signed_webhook(
@@ -63,10 +60,7 @@ def signed_webhook(
 ) -> tuple[bytes, dict[str, str]]:
     """Body and headers of a webhook request as RBM sends it."""
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return envelope(data), {
-        "X-Goog-Signature": sign(data, token),
-        "Content-Type": "application/json",
-    }
+    return sender.signed_webhook(data, token, **_ENVELOPE)
 
 
 PUSH_TOKEN = "test-pubsub-push-token-0123456789ab"  # 32+ characters

@@ -14,15 +14,6 @@ ReceiptType = Literal["DELIVERED", "READ"]
 UserMessageKind = Literal["text", "file", "location", "suggestion_reply", "suggestion_action"]
 ContentType = Literal["text", "rich_card", "carousel", "file", "other"]
 
-USER_MESSAGE_KINDS: tuple[UserMessageKind, ...] = (
-    "text",
-    "file",
-    "location",
-    "suggestion_reply",
-    "suggestion_action",
-)
-CONTENT_TYPES: tuple[ContentType, ...] = ("text", "rich_card", "carousel", "file", "other")
-
 
 @dataclass(frozen=True, slots=True)
 class AgentMessage:

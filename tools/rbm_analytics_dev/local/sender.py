@@ -59,20 +59,39 @@ class Target:
         return self.url.rstrip("/") + "/agent-messages"
 
 
-def webhook_request(payload: dict[str, Any], token: str, seq: int) -> tuple[bytes, dict[str, str]]:
-    """Body and headers of one webhook delivery, in RBM's envelope."""
-    data = json.dumps(payload, separators=(",", ":")).encode()
-    body = json.dumps(
+def envelope(
+    data: bytes,
+    *,
+    message_id: str = "1",
+    publish_time: str | None = None,
+    subscription: str = "projects/rbm-agent/subscriptions/rbm",
+) -> bytes:
+    """RBM's webhook envelope around the payload bytes ``data``."""
+    return json.dumps(
         {
             "message": {
                 "data": base64.b64encode(data).decode(),
-                "messageId": str(seq),
-                "publishTime": format_us(now_us()),
+                "messageId": message_id,
+                "publishTime": publish_time or format_us(now_us()),
             },
-            "subscription": f"projects/rbm-{payload.get('agentId', 'agent')}/subscriptions/rbm",
+            "subscription": subscription,
         }
     ).encode()
+
+
+def signed_webhook(data: bytes, token: str, **envelope_fields: str) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of one webhook delivery of ``data``, signed with ``token``."""
+    body = envelope(data, **envelope_fields)
     return body, {"Content-Type": "application/json", "X-Goog-Signature": sign(data, token)}
+
+
+def webhook_request(payload: dict[str, Any], token: str, seq: int) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of one webhook delivery, in RBM's envelope."""
+    data = json.dumps(payload, separators=(",", ":")).encode()
+    agent = payload.get("agentId", "agent")
+    return signed_webhook(
+        data, token, message_id=str(seq), subscription=f"projects/rbm-{agent}/subscriptions/rbm"
+    )
 
 
 def agent_messages_request(body_json: Any, api_key: str) -> tuple[bytes, dict[str, str]]:
