@@ -9,6 +9,7 @@ import io
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -27,6 +28,7 @@ from rbm_analytics.ingest import routes as ingest
 from rbm_analytics.ingest.auth import sign
 from rbm_analytics.ingest.store import FirestoreStore
 from rbm_analytics.ingest.writes import Committer, DocWrite
+from rbm_analytics_dev.local import emulators
 
 from . import harness
 from .harness import AGENT_KEY, CLIENT_TOKEN, PHONE_KEY, PROJECT, measurement, note
@@ -285,7 +287,76 @@ def sentlog_batches(batches: int, concurrency: int) -> harness.Measurement:
             )
 
 
+def relay_overhead(n: int, concurrency: int, rate: float = 100.0) -> list[harness.Measurement]:
+    """Served ingest with the relay on (forwarding to the demo bot) vs off, same run,
+    open-loop at ``rate`` events/s (latency counts from when each request was due).
+
+    Both serve the same Firestore emulator; the bot is the local stack's demo
+    bot in its own process (it verifies every signature). The two loads
+    alternate in rounds, so drift on a shared machine hits both alike.
+    """
+    out = []
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        bot_port = emulators.free_port()
+        bot = emulators.ManagedProcess(
+            name="demo bot",
+            argv=[sys.executable, "-m", "rbm_analytics_dev.local.bot",
+                  "--port", str(bot_port), "--token", CLIENT_TOKEN],
+            port=bot_port,
+            ready_url=f"http://127.0.0.1:{bot_port}/",
+            log_path=tmp / "bot.log",
+        ).start()  # fmt: skip
+        try:
+            with harness.firestore(tmp) as fs:
+                env = {**harness.base_env(fs.host), "THREADS": str(concurrency)}
+                relay_env = {**env, "FORWARD_URL": f"http://127.0.0.1:{bot_port}/"}
+                plain_dir, relay_dir = tmp / "plain", tmp / "relay"
+                plain_dir.mkdir()
+                relay_dir.mkdir()
+                with (
+                    harness.served("ingest", env, plain_dir) as plain,
+                    harness.served("ingest", relay_env, relay_dir) as relayed,
+                ):
+                    for fn, name in ((plain, "wp"), (relayed, "wr")):
+                        harness.http_load(fn.port, webhook_requests(100, 5, name), concurrency)
+                    latencies: dict[str, list[float]] = {"plain": [], "relay": []}
+                    statuses: dict[str, dict[int, int]] = {"plain": {}, "relay": {}}
+                    rounds = 4
+                    for r in range(rounds):
+                        for fn, name in ((plain, "plain"), (relayed, "relay")):
+                            reqs = webhook_requests(n // rounds, 10 + r, f"{name}{r}-")
+                            load = harness.http_load(fn.port, reqs, concurrency, rate=rate)
+                            latencies[name] += load.latencies_ms
+                            for status, count in load.statuses.items():
+                                statuses[name][status] = statuses[name].get(status, 0) + count
+        finally:
+            bot.stop()
+    note(f"relay on/off statuses: {statuses}")
+    ok = all(set(s) == {200} for s in statuses.values())
+
+    def pct(values: list[float], p: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered), max(1, -(-int(p * len(ordered)) // 100))) - 1]
+
+    for p, label in ((50, "p50"), (99, "p99")):
+        on, off = pct(latencies["relay"], p), pct(latencies["plain"], p)
+        out.append(
+            measurement(
+                f"ingest.relay_latency_{label}",
+                on,
+                "ms",
+                off,
+                f"{label} at {rate:.0f} events/s, relay on vs off (store and forward "
+                "at once): <= 2 x",
+                ok and on <= 2 * off,
+            )
+        )
+    return out
+
+
 def run(smoke: bool) -> None:
     handler_cost(300 if smoke else 2000)
     throughput(300 if smoke else 4000, 16)
     sentlog_batches(2 if smoke else 20, 4)
+    relay_overhead(200 if smoke else 2000, 16)

@@ -29,6 +29,8 @@ def test_bench_smoke_prints_every_measurement() -> None:
         "ingest.latency_p50_at_half_max",
         "ingest.latency_p99_at_half_max",
         "ingest.sentlog_records_per_s",
+        "ingest.relay_latency_p50",
+        "ingest.relay_latency_p99",
         "refresh.first_run_documents_per_s",
         "refresh.morning_run_s",
         "refresh.unchanged_run_s",
