@@ -270,3 +270,17 @@ def test_dry_run_prints_every_command_and_runs_none(
     assert "$ gcloud secrets versions add PHONE_HASH_KEY --project=acme-rbm --data-file=-" in text
     assert "<generated AGENT_API_KEYS>" in text
     assert "INGEST_URL=$(terraform" in text
+
+
+def test_the_readme_shows_the_dry_run_output_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.support import REPO_ROOT
+
+    monkeypatch.chdir(REPO_ROOT)
+    argv = [a for a in RELAY if a != f"acme-agent={TOKEN}"]
+    argv.insert(argv.index("--client-token") + 1, "acme-agent=EXAMPLE_CLIENT_TOKEN")
+    args = cli.build_parser().parse_args(["init", *argv, "--firestore", "named", "--dry-run"])
+    out = io.StringIO()
+    assert init.run(args, out=out) == 0
+    assert out.getvalue().rstrip("\n") in (REPO_ROOT / "README.md").read_text()

@@ -157,7 +157,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )  # fmt: skip
     p.add_argument("--database", help=f"the named database (default {DEFAULT_NAMED_DATABASE})")
     p.add_argument("--alert-email", action="append", default=[], help="who gets the alerts")
-    p.add_argument("--infra-dir", type=Path, default=REPO_ROOT / "infra", help=argparse.SUPPRESS)
+    p.add_argument("--infra-dir", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--yes", action="store_true", help="ask nothing: missing answers are errors")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run none")
     p.set_defaults(func=run)
@@ -177,10 +177,19 @@ def run(
     prompt = None if args.yes else (ask or _terminal_ask)
     try:
         answers = gather(args, prompt, out)
-        return Init(answers, runner, out, args.infra_dir, token, ask=prompt).run()
+        infra = args.infra_dir or _default_infra()
+        return Init(answers, runner, out, infra, token, ask=prompt).run()
     except InitError as exc:
         print(f"rbm-analytics init: {exc}", file=sys.stderr)
         return 2
+
+
+def _default_infra() -> Path:
+    """``infra`` as the user would type it from the checkout's root, else the absolute path."""
+    here = Path("infra")
+    if (here / "variables.tf").is_file() and here.resolve() == (REPO_ROOT / "infra").resolve():
+        return here
+    return REPO_ROOT / "infra"
 
 
 def _terminal_ask(question: str) -> str:
