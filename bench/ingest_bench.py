@@ -135,7 +135,9 @@ def handler_cost(n: int) -> harness.Measurement:
         fn()
         return (time.process_time() - t0) / len(reqs) * 1e6
 
-    with mock.patch.object(Committer, "commit", _encode_only), redirect_stdout(sink):
+    # Reads find nothing stored: every receipt creates its document.
+    no_reads = mock.patch.object(Committer, "get", lambda *a, **k: {})
+    with mock.patch.object(Committer, "commit", _encode_only), no_reads, redirect_stdout(sink):
         handler()  # warm-up: imports, caches, allocator
         # Median of 5 passes: the machine is shared, one pass can be unlucky.
         handler_us = statistics.median(cpu_us(handler) for _ in range(5))

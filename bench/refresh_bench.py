@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,13 @@ def _bigquery(tmp: Path) -> Iterator[emulators.ManagedProcess]:
         proc.stop()
 
 
+def _receipt(
+    store: FirestoreStore, mid: str, agent: str, user: str, kind: Any, at: int
+) -> DocWrite:
+    """A receipt as a blind merge into its message's document, which the seed wrote."""
+    return replace(store.receipt_write(Receipt(mid, agent, user, kind, None, at, at)), create=False)
+
+
 def _traffic(
     store: FirestoreStore, n: int, rng: random.Random, prefix: str
 ) -> tuple[list[DocWrite], list[DocWrite]]:
@@ -69,7 +77,7 @@ def _traffic(
         sent.append(store.sent_write(AgentMessage(mid, agent, user, at, "text", None, at)))
         if rng.random() < 0.7:
             read = at + int(rng.uniform(1, 3 * 86400) * 1e6)
-            after.append(store.receipt_write(Receipt(mid, agent, user, "READ", None, read, read)))
+            after.append(_receipt(store, mid, agent, user, "READ", read))
             if rng.random() < 0.4:
                 reply = read + int(rng.uniform(1, 600) * 1e6)
                 msg = UserMessage(f"{prefix}u{i}", agent, user, "text", None, None, reply, reply)
@@ -202,12 +210,10 @@ def _day_traffic(store: FirestoreStore, n: int, rng: random.Random) -> list[DocW
         mid = f"d{i}"
         writes.append(store.sent_write(AgentMessage(mid, agent, user, at, "text", None, at)))
         delivered = at + int(rng.uniform(1, 60) * 1e6)
-        writes.append(
-            store.receipt_write(Receipt(mid, agent, user, "DELIVERED", None, delivered, delivered))
-        )
+        writes.append(_receipt(store, mid, agent, user, "DELIVERED", delivered))
         if rng.random() < 0.6:
             read = delivered + int(rng.uniform(1, 3600) * 1e6)
-            writes.append(store.receipt_write(Receipt(mid, agent, user, "READ", None, read, read)))
+            writes.append(_receipt(store, mid, agent, user, "READ", read))
             if rng.random() < 0.3:
                 reply = read + int(rng.uniform(1, 600) * 1e6)
                 msg = UserMessage(f"r{i}", agent, user, "text", None, None, reply, reply)

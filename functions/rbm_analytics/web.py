@@ -140,7 +140,9 @@ def severity(status: int) -> str:
 
 def _log(name: str, fields: dict[str, Any], started: float, level: str | None = None) -> None:
     fields["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
-    logs.emit(level or severity(fields["status"]), f"{name} request", **fields)
+    # A handler may raise its line's severity (a 200 that still needs a look).
+    level = level or fields.pop("severity", None) or severity(fields["status"])
+    logs.emit(level, f"{name} request", **fields)
 
 
 def _logged(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import urllib.request
 from typing import Any
 
 import pytest
@@ -56,6 +58,21 @@ def all_documents() -> dict[str, dict[str, dict[str, Any]]]:
         name: {d.id: d.to_dict() or {} for d in client.collection(name).stream()}
         for name in collections.COLLECTIONS
     }
+
+
+def stored_bytes() -> dict[str, bytes]:
+    """Every collection exactly as Firestore serves it (REST JSON: every field and each
+    document's update time), so "changed nothing" can be checked byte for byte."""
+    host = os.environ["FIRESTORE_EMULATOR_HOST"]
+    out = {}
+    for name in collections.COLLECTIONS:
+        url = (
+            f"http://{host}/v1/projects/{PROJECT}/databases/(default)/documents/{name}"
+            "?pageSize=10000&orderBy=__name__"
+        )
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            out[name] = resp.read()
+    return out
 
 
 def assert_nothing_stored() -> None:

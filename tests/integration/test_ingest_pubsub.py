@@ -105,7 +105,9 @@ def test_a_token_bound_to_other_agents_is_403_and_stores_nothing(client: Any) ->
     assert push(client, globex, token=ACME_ONLY_PUSH_TOKEN).status_code == 403
     assert_nothing_stored()
     assert push(client, acme, token=ACME_ONLY_PUSH_TOKEN).status_code == 200
-    assert push(client, globex, token=PUSH_TOKEN).get_json() == {"stored": 0, "duplicate": 1}
+    # The same message id for another agent: acknowledged, not stored.
+    conflict = {"stored": 0, "duplicate": 0, "conflict": 1}
+    assert push(client, globex, token=PUSH_TOKEN).get_json() == conflict
 
 
 def test_malformed_pushes_are_400_naming_the_field(client: Any) -> None:

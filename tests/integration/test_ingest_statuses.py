@@ -135,9 +135,13 @@ def test_earlier_receipt_wins_whatever_the_order(ingest_client: Any) -> None:
     late = rbm_sample("user_event_read") | {"sendTime": "2026-01-05T00:00:00Z", "eventId": "e2"}
     early = rbm_sample("user_event_read")
     assert webhook(ingest_client, json.dumps(late).encode()).get_json()["stored"] == 1
-    assert webhook(ingest_client, json.dumps(early).encode()).get_json()["duplicate"] == 1
+    # The earlier READ changes what is kept: stored, not a duplicate.
+    assert webhook(ingest_client, json.dumps(early).encode()).get_json()["stored"] == 1
     doc = all_documents()[store.AGENT_MESSAGES][READ_MESSAGE]
     assert doc["read_at_us"] == 1_767_377_565_001_000
+    # A later one changes nothing.
+    assert webhook(ingest_client, json.dumps(late).encode()).get_json()["duplicate"] == 1
+    assert all_documents()[store.AGENT_MESSAGES][READ_MESSAGE] == doc
 
 
 def test_agent_message_batch_counts(ingest_client: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 from google.cloud import firestore
 from google.protobuf import timestamp_pb2
-from rbm_analytics.ingest.writes import Committer, DocWrite, Transform, _value, integer_result
+from rbm_analytics.ingest.writes import Committer, DocWrite, Transform, _decode, _value
 
 
 @pytest.fixture
@@ -71,8 +71,18 @@ def test_create_write_requires_absence_and_replaces_the_whole_document(
     assert not pb.HasField("update_mask")
 
 
-def test_integer_result_reads_the_named_transform() -> None:
-    doc = DocWrite("c", "d", fields={}, transforms=(
-        Transform("a", "minimum", 1), Transform("b", "increment", 1)))  # fmt: skip
-    result = mock.Mock(transform_results=[mock.Mock(integer_value=1), mock.Mock(integer_value=3)])
-    assert integer_result(result, doc, "b") == 3
+def test_merge_after_a_read_requires_the_read_update_time(committer: Committer) -> None:
+    seen = timestamp_pb2.Timestamp(seconds=1_767_225_600, nanos=123_456_000)
+    doc = DocWrite("agent_messages", "m1", fields={"read_at_us": 5}, transforms=(),
+                   update_time=seen)  # fmt: skip
+    pb = committer.encode(doc)
+    assert pb.current_document.update_time == seen
+    assert not pb.current_document.HasField("exists")
+    assert list(pb.update_mask.field_paths) == ["read_at_us"]
+
+
+@pytest.mark.parametrize(
+    "value", ["acme-agent", "", 0, 2**62, -(2**62), None, datetime(2026, 1, 1, 0, 0, 1, 1, UTC)]
+)
+def test_reads_decode_what_writes_encode(value: object) -> None:
+    assert _decode(_value(value)) == value  # type: ignore[arg-type]

@@ -40,6 +40,12 @@ class MethodNotAllowed(HttpError):
         )
 
 
+class Conflict(HttpError):
+    """The request contradicts what is stored (another agent's message id)."""
+
+    status = 409
+
+
 class PayloadTooLarge(HttpError):
     status = 413
 

@@ -82,10 +82,21 @@ class Handshake:
 
 @dataclass(frozen=True, slots=True)
 class WriteCounts:
-    """What a write did: new records, and records that were already stored."""
+    """What a write did: records that changed storage (``stored``), records
+    already stored that changed nothing (``duplicate``), and the ids of
+    messages another agent owns (``conflicts``; nothing was written for them)."""
 
     stored: int = 0
     duplicate: int = 0
+    conflicts: tuple[str, ...] = ()
+
+    @property
+    def conflict(self) -> int:
+        return len(self.conflicts)
 
     def __add__(self, other: WriteCounts) -> WriteCounts:
-        return WriteCounts(self.stored + other.stored, self.duplicate + other.duplicate)
+        return WriteCounts(
+            self.stored + other.stored,
+            self.duplicate + other.duplicate,
+            self.conflicts + other.conflicts,
+        )

@@ -4,14 +4,19 @@
     POST /pubsub?token=T   the same events from a Pub/Sub push subscription
     POST /agent-messages   the agent backend's sent log (bearer key)
 
-Statuses: 200 stored or duplicate (JSON counts), or an agent launch event
-acknowledged and not stored (``ignored``), or the handshake secret (text);
-400 malformed; 401 bad signature, push token or key; 403 handshake with an
-unknown token, or an ``agentId`` the verified credential is not bound to
-(nothing from the request is stored); 404 unknown path; 405 not POST; 413 body
-too large; 503 storage failed, the settings are invalid, or the relay's
-forward to the agent's own webhook failed (the sender retries; nothing was
-acknowledged).
+Statuses:
+
+* 200 stored or duplicate (JSON counts); an agent launch event acknowledged
+  and not stored (``ignored``); the handshake secret (text); on the webhook,
+  an event about another agent's message: acknowledged, not stored, counted
+  as ``conflict`` and logged as a WARNING (RBM would redeliver a non-200);
+* 400 malformed; 401 bad signature, push token or key; 403 handshake with an
+  unknown token, or an ``agentId`` the verified credential is not bound to
+  (nothing from the request is stored); 404 unknown path; 405 not POST;
+* 409 a sent record for a message id another agent owns (the error names the
+  ids; nothing from the batch is stored); 413 body too large;
+* 503 storage failed, the settings are invalid, or the relay's forward to the
+  agent's own webhook failed (the sender retries; nothing was acknowledged).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 from rbm_analytics import web
 from rbm_analytics.core.config import Settings, get_settings
-from rbm_analytics.core.errors import Forbidden, HttpError, ServiceUnavailable
+from rbm_analytics.core.errors import Conflict, Forbidden, HttpError, ServiceUnavailable
 from rbm_analytics.core.http import Request, Response, json_response
 from rbm_analytics.core.timeutil import now_us
 from rbm_analytics.ingest.auth import (
@@ -152,7 +157,18 @@ def _agent_messages(request: Request, deps: Deps, fields: dict[str, Any]) -> Res
     for i, rec in enumerate(records):
         grant.require(rec.agent_id, f"agentMessages[{i}].agentId" if batch else "agentId")
     counts = _store(store_factory).put_agent_messages(records)
+    if counts.conflicts:
+        fields["message_ids"] = list(counts.conflicts[:10])
+        raise Conflict(_conflict_message(counts.conflicts))
     return _stored(counts, fields)
+
+
+def _conflict_message(ids: tuple[str, ...]) -> str:
+    # Which messages, never which agent owns them: that is another tenant's.
+    shown = ", ".join(ids[:20]) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+    return (
+        f"messageId already belongs to another agent: {shown}; nothing from this request was stored"
+    )
 
 
 def _store(store_factory: Callable[[], Store]) -> Store:
@@ -177,7 +193,18 @@ def _kind(record: Receipt | UserMessage | UserEvent) -> str:
 
 def _stored(counts: WriteCounts, fields: dict[str, Any]) -> Response:
     fields.update(outcome="stored", stored=counts.stored, duplicate=counts.duplicate)
-    return json_response(200, {"stored": counts.stored, "duplicate": counts.duplicate})
+    body = {"stored": counts.stored, "duplicate": counts.duplicate}
+    if counts.conflicts:
+        # Another agent's message: acknowledged (RBM would redeliver it for 7
+        # days) but not stored; a WARNING so it is seen.
+        body["conflict"] = counts.conflict
+        fields.update(
+            outcome="conflict",
+            conflict=counts.conflict,
+            message_ids=list(counts.conflicts[:10]),
+            severity="WARNING",
+        )
+    return json_response(200, body)
 
 
 SERVICE = web.Service(

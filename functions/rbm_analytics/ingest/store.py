@@ -1,21 +1,46 @@
-"""Firestore storage of ingested records (docs/contract.md §2.4).
+"""Firestore storage of ingested records (docs/contract.md §2.4, §6.2).
 
 Layout, one document per RBM id:
 
-    agent_messages/{messageId}   sent record + earliest DELIVERED / READ
+    agent_messages/{messageId}   owner agent, sent record, earliest DELIVERED / READ
     user_messages/{messageId}    one user message (kind, postback, MIME type)
     user_events/{sha256(agent, eventId, user)}   IS_TYPING, SUBSCRIBE, server events
 
-Every write is one blind round trip (one Commit RPC), no read and no
-transaction:
+A message id belongs to the agent it was first stored for. ``agent_id`` is
+written when the document is created — by the sent record or by a receipt
+that arrived first — and never changes: a sent record or receipt naming
+another agent changes nothing (a conflict), and a copy that would change
+nothing is a duplicate, which writes nothing at all (``updated_at`` included,
+so the refresh does not even see it again).
 
-* agent messages merge. Times are integer microseconds under a ``Minimum``
-  transform, so the earliest sent time, DELIVERED and READ win whatever order
-  the copies arrive in, and a receipt that lands before the sent record simply
-  waits in the same document. An ``Increment`` on a per-kind copy counter comes
-  back in the write result and tells a first copy from a duplicate.
-* user messages and user events are immutable, written with ``create()``;
-  ``AlreadyExists`` means a duplicate.
+How, with at most one write round trip per event and no transaction
+(optimistic concurrency):
+
+    read  agent_messages/{id}: agent_id and the stored times, with the
+          document's update time (one BatchGetDocuments; 500 ids in a batch)
+    decide  absent          -> create it            (precondition exists=false)
+            other agent     -> conflict, no write
+            nothing earlier -> write the new times  (precondition update_time
+                               = the read's: only if nobody wrote in between)
+            else            -> duplicate, no write
+    commit  one Commit RPC; a precondition that fails means another request
+            changed the document between the read and the write: read again
+            and decide again (at most ``MAX_ATTEMPTS`` times, then 503)
+
+Why not a blind write: Firestore preconditions test only a document's
+existence and update time, and no field transform compares strings, so a
+write that does not know the owner cannot avoid changing another agent's
+document (even ``updated_at`` and a copy counter would change). A guard
+document per (agent, message) would keep one round trip but doubles every
+write, adds a collection to expire, and still needs two round trips when a
+receipt arrives before its sent record. A read is cheaper than a write, never
+locks, and lets a duplicate cost no write at all. Contention is limited to
+two requests for the same message within one round trip of each other (a
+DELIVERED and a READ, say); the loser reads again.
+
+User messages and user events are immutable and written with ``create()``
+(one round trip); ``AlreadyExists`` is a duplicate — or, for a user message
+whose id another agent already used, a conflict (only then is it read).
 
 ``updated_at`` is Firestore's commit time (server timestamp): the refresh reads
 documents changed since its watermark. ``expire_at`` feeds the TTL policy.
@@ -24,7 +49,7 @@ documents changed since its watermark. ``expire_at`` feeds the TTL policy.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -44,11 +69,14 @@ from rbm_analytics.ingest.records import (
     WebhookRecord,
     WriteCounts,
 )
-from rbm_analytics.ingest.writes import Committer, DocWrite, Transform, integer_result
+from rbm_analytics.ingest.writes import Committer, DocWrite, Snapshot, Transform
 
-# Fields that count copies rather than describe the message: they differ
-# between a clean delivery and one with duplicates, by design.
-COPY_COUNTERS = ("sent_copies", "delivered_copies", "read_copies")
+# What deciding an agent message write needs to know about the stored one.
+AGENT_MESSAGE_STATE = ("agent_id", "sent_at_us", "delivered_at_us", "read_at_us")
+# Reads-and-writes per request before giving up with a 503 (the sender
+# retries): each extra attempt means another request changed the same
+# document within one round trip.
+MAX_ATTEMPTS = 5
 
 T = TypeVar("T")
 
@@ -64,6 +92,19 @@ class Store(Protocol):
 def user_event_id(agent_id: str, event_id: str, user_key: str) -> str:
     """Document id for RBM's documented duplicate key (agentId, eventId, user)."""
     return hashlib.sha256(f"{agent_id}\x1f{event_id}\x1f{user_key}".encode()).hexdigest()
+
+
+def _owner(snap: Snapshot | None) -> str | None:
+    """The agent a stored message belongs to (None: not stored, or stored by a
+    version that wrote no owner on a receipt, in which case the next writer claims it)."""
+    owner = snap.fields.get("agent_id") if snap is not None else None
+    return owner if isinstance(owner, str) else None
+
+
+def _earlier(new_us: int, snap: Snapshot | None, field: str) -> bool:
+    """Whether ``new_us`` would replace the stored ``field`` (the earliest wins)."""
+    stored = snap.fields.get(field) if snap is not None else None
+    return not isinstance(stored, int) or new_us < stored
 
 
 class FirestoreStore:
@@ -85,31 +126,73 @@ class FirestoreStore:
 
     # -- writes -------------------------------------------------------------
     def put(self, record: WebhookRecord) -> WriteCounts:
+        """Store one webhook record; a receipt for another agent's message is a conflict."""
         if isinstance(record, Receipt):
-            return self._put_receipt(record)
+            return self._attempts(lambda: self._put_receipt(record))
         if isinstance(record, UserMessage):
-            return self._create(self.user_message_write(record))
+            return self._put_user_message(record)
         return self._create(self.user_event_write(record))
 
     def put_agent_messages(self, records: Sequence[AgentMessage]) -> WriteCounts:
-        """All records in one batch commit (atomic: all stored or none)."""
+        """All records in one atomic commit, or — when any names a message another
+        agent owns — none, with those message ids in ``conflicts``."""
         unique: dict[str, AgentMessage] = {}
+        conflicts: set[str] = set()
         for rec in records:
             kept = unique.get(rec.message_id)
-            if kept is None or rec.sent_us < kept.sent_us:
+            if kept is not None and kept.agent_id != rec.agent_id:
+                conflicts.add(rec.message_id)  # one batch, one id, two agents
+            elif kept is None or rec.sent_us < kept.sent_us:
                 unique[rec.message_id] = rec
-        in_request_duplicates = len(records) - len(unique)
-        writes = [self.sent_write(rec) for rec in unique.values()]
-        results = self._commit(writes)
-        first = sum(
-            1
-            for res, doc in zip(results, writes, strict=True)
-            if integer_result(res, doc, "sent_copies") == 1
+        if conflicts:
+            return WriteCounts(conflicts=tuple(sorted(conflicts)))
+        counts = self._attempts(lambda: self._put_sent(unique))
+        in_request_duplicates = 0 if counts.conflicts else len(records) - len(unique)
+        return counts + WriteCounts(duplicate=in_request_duplicates)
+
+    def _put_sent(self, unique: dict[str, AgentMessage]) -> WriteCounts:
+        snaps = self._get(AGENT_MESSAGES, unique)
+        conflicts = tuple(
+            sorted(
+                mid
+                for mid, rec in unique.items()
+                if _owner(snaps.get(mid)) not in (None, rec.agent_id)
+            )
         )
-        return WriteCounts(stored=first, duplicate=len(unique) - first + in_request_duplicates)
+        if conflicts:
+            return WriteCounts(conflicts=conflicts)
+        writes = [
+            self.sent_write(rec, snaps.get(mid))
+            for mid, rec in unique.items()
+            if _earlier(rec.sent_us, snaps.get(mid), "sent_at_us")
+        ]
+        if writes:
+            self._commit(writes)
+        return WriteCounts(stored=len(writes), duplicate=len(unique) - len(writes))
+
+    def _put_receipt(self, rec: Receipt) -> WriteCounts:
+        snap = self._get(AGENT_MESSAGES, [rec.message_id]).get(rec.message_id)
+        if _owner(snap) not in (None, rec.agent_id):
+            return WriteCounts(conflicts=(rec.message_id,))
+        if not _earlier(rec.event_us, snap, f"{_prefix(rec)}_at_us"):
+            return WriteCounts(duplicate=1)
+        self._commit([self.receipt_write(rec, snap)])
+        return WriteCounts(stored=1)
+
+    def _put_user_message(self, rec: UserMessage) -> WriteCounts:
+        try:
+            self._commit([self.user_message_write(rec)])
+        except _Changed:
+            # Only now is it read: was the id another agent's?
+            snap = self._get(USER_MESSAGES, [rec.message_id], ("agent_id",)).get(rec.message_id)
+            if _owner(snap) not in (None, rec.agent_id):
+                return WriteCounts(conflicts=(rec.message_id,))
+            return WriteCounts(duplicate=1)
+        return WriteCounts(stored=1)
 
     # -- documents ------------------------------------------------------------
-    def sent_write(self, rec: AgentMessage) -> DocWrite:
+    def sent_write(self, rec: AgentMessage, stored: Snapshot | None = None) -> DocWrite:
+        """The sent record's fields; over ``stored`` (a read) only if it is unchanged."""
         return DocWrite(
             AGENT_MESSAGES,
             rec.message_id,
@@ -118,28 +201,31 @@ class FirestoreStore:
                 "user_key": rec.user_key,
                 "content_type": rec.content_type,
                 "traffic_type": rec.traffic_type,
+                "sent_at_us": rec.sent_us,
+                "sent_received_at_us": rec.received_us,
                 "expire_at": self._expiry(),
             },
-            transforms=(
-                Transform("sent_at_us", "minimum", rec.sent_us),
-                Transform("sent_received_at_us", "minimum", rec.received_us),
-                Transform("sent_copies", "increment", 1),
-                Transform("updated_at", "server_time"),
-            ),
+            transforms=(Transform("updated_at", "server_time"),),
+            create=stored is None,
+            update_time=None if stored is None else stored.update_time,
         )
 
-    def receipt_write(self, rec: Receipt) -> DocWrite:
-        prefix = "delivered" if rec.receipt == "DELIVERED" else "read"
+    def receipt_write(self, rec: Receipt, stored: Snapshot | None = None) -> DocWrite:
+        """The receipt's time; creates the document, owned by the receipt's agent,
+        when the sent record has not arrived yet."""
+        prefix = _prefix(rec)
         return DocWrite(
             AGENT_MESSAGES,
             rec.message_id,
-            fields={"expire_at": self._expiry()},
-            transforms=(
-                Transform(f"{prefix}_at_us", "minimum", rec.event_us),
-                Transform(f"{prefix}_received_at_us", "minimum", rec.received_us),
-                Transform(f"{prefix}_copies", "increment", 1),
-                Transform("updated_at", "server_time"),
-            ),
+            fields={
+                "agent_id": rec.agent_id,
+                f"{prefix}_at_us": rec.event_us,
+                f"{prefix}_received_at_us": rec.received_us,
+                "expire_at": self._expiry(),
+            },
+            transforms=(Transform("updated_at", "server_time"),),
+            create=stored is None,
+            update_time=None if stored is None else stored.update_time,
         )
 
     def user_message_write(self, rec: UserMessage) -> DocWrite:
@@ -178,22 +264,31 @@ class FirestoreStore:
             create=True,
         )
 
-    def _put_receipt(self, rec: Receipt) -> WriteCounts:
-        doc = self.receipt_write(rec)
-        (result,) = self._commit([doc])
-        copies = doc.transforms[2].field
-        return (
-            WriteCounts(stored=1)
-            if integer_result(result, doc, copies) == 1
-            else WriteCounts(duplicate=1)
+    # -- plumbing -------------------------------------------------------------
+    def _attempts(self, attempt: Callable[[], WriteCounts]) -> WriteCounts:
+        """Read, decide and write again while other requests win the race."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return attempt()
+            except _Changed:
+                continue
+        raise ServiceUnavailable(
+            "the message kept changing while this request was being stored; retry later"
         )
 
     def _create(self, doc: DocWrite) -> WriteCounts:
         try:
             self._commit([doc])
-        except _Duplicate:
+        except _Changed:
             return WriteCounts(duplicate=1)
         return WriteCounts(stored=1)
+
+    def _get(
+        self, collection: str, doc_ids: Iterable[str], fields: Sequence[str] = AGENT_MESSAGE_STATE
+    ) -> dict[str, Snapshot]:
+        return self._call(
+            lambda: self._committer.get(collection, doc_ids, fields, self._retry, self._deadline_s)
+        )
 
     def _commit(self, docs: list[DocWrite]) -> list[Any]:
         return self._call(lambda: self._committer.commit(docs, self._retry, self._deadline_s))
@@ -204,8 +299,9 @@ class FirestoreStore:
     def _call(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
-        except gexc.AlreadyExists:
-            raise _Duplicate() from None
+        except (gexc.AlreadyExists, gexc.FailedPrecondition):
+            # A create found the document, or it changed since it was read.
+            raise _Changed() from None
         except Exception as exc:
             # Anything that goes wrong while storing must make the sender
             # retry: a 503, never a 200 and never a 500 it might give up on.
@@ -214,8 +310,12 @@ class FirestoreStore:
             ) from exc
 
 
-class _Duplicate(Exception):
-    """A create() found the document already stored."""
+def _prefix(rec: Receipt) -> str:
+    return "delivered" if rec.receipt == "DELIVERED" else "read"
+
+
+class _Changed(Exception):
+    """A precondition failed: the document exists, or changed since it was read."""
 
 
 @clients.instance_cache

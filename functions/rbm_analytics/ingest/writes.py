@@ -1,4 +1,4 @@
-"""Firestore writes encoded straight to protobuf, committed in one RPC.
+"""Firestore reads and writes encoded straight to protobuf, one RPC each.
 
 The high-level client (``DocumentReference.set`` / ``WriteBatch``) builds
 every write through proto-plus wrappers, which costs about 300 µs of CPU per
@@ -10,13 +10,17 @@ handling.
 
 A write here is a merge (``set(..., merge=True)``: the named fields are
 replaced, the rest kept) or a create (fails with ``AlreadyExists`` when the
-document exists), plus field transforms applied after it, in the order given;
-the commit answers one result per transform in that order.
+document exists), plus field transforms applied after it, in the order given.
+A merge may carry the ``update_time`` a read returned: Firestore then applies
+it only if the document has not changed since (else ``FailedPrecondition``),
+which is optimistic concurrency without a transaction's locks. ``get`` is the
+matching read: the named fields of many documents, with their update times,
+in one BatchGetDocuments call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -30,8 +34,11 @@ _Write = write.Write.pb()
 _FieldTransform = write.DocumentTransform.FieldTransform.pb()
 _Value = document.Value.pb()
 _Precondition = common.Precondition.pb()
+_DocumentMask = common.DocumentMask.pb()
 _CommitRequest = firestore_types.CommitRequest
 _CommitResponse = firestore_types.CommitResponse
+_BatchGetRequest = firestore_types.BatchGetDocumentsRequest
+_BatchGetResponse = firestore_types.BatchGetDocumentsResponse
 _REQUEST_TIME = _FieldTransform.ServerValue.REQUEST_TIME
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -48,13 +55,26 @@ class Transform:
 
 @dataclass(frozen=True, slots=True)
 class DocWrite:
-    """One document write: ``fields`` set (merge or create), then ``transforms``."""
+    """One document write: ``fields`` set (merge or create), then ``transforms``.
+
+    ``create``: only if the document does not exist. ``update_time`` (from
+    ``Committer.get``): only if the document is unchanged since that read.
+    """
 
     collection: str
     doc_id: str
     fields: Mapping[str, FieldValue]
     transforms: Sequence[Transform]
     create: bool = False
+    update_time: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The fields a read asked for (those present) and the document's update time."""
+
+    fields: Mapping[str, FieldValue]
+    update_time: Any
 
 
 def _set_value(target: Any, value: FieldValue) -> None:
@@ -79,6 +99,19 @@ def _value(value: FieldValue) -> Any:
     out = _Value()
     _set_value(out, value)
     return out
+
+
+def _decode(value: Any) -> FieldValue:
+    """The stored value of the kinds this project writes (others read as None)."""
+    kind = value.WhichOneof("value_type")
+    if kind == "integer_value":
+        return int(value.integer_value)
+    if kind == "string_value":
+        return str(value.string_value)
+    if kind == "timestamp_value":
+        ts = value.timestamp_value
+        return datetime.fromtimestamp(ts.seconds, UTC).replace(microsecond=ts.nanos // 1000)
+    return None
 
 
 def _add_transform(pb: Any, t: Transform) -> None:
@@ -111,7 +144,39 @@ class Committer:
             pb.current_document.CopyFrom(_Precondition(exists=False))
         else:
             pb.update_mask.field_paths.extend(doc.fields)
+            if doc.update_time is not None:
+                pb.current_document.update_time.CopyFrom(doc.update_time)
         return pb
+
+    def get(
+        self,
+        collection: str,
+        doc_ids: Iterable[str],
+        field_paths: Sequence[str],
+        retry: gretry.Retry,
+        timeout: float,
+    ) -> dict[str, Snapshot]:
+        """The named fields of each existing document, by id; missing ones are left out."""
+        prefix = f"{self._documents}/{collection}/"
+        raw = _BatchGetRequest.pb()(
+            database=self._client._database_string,
+            documents=[prefix + i for i in doc_ids],
+            mask=_DocumentMask(field_paths=field_paths),
+        )
+        stream = self._client._firestore_api.batch_get_documents(
+            request=_BatchGetRequest.wrap(raw),
+            metadata=self._client._rpc_metadata,
+            retry=retry,
+            timeout=timeout,
+        )
+        out = {}
+        for response in stream:
+            pb = _BatchGetResponse.pb(response)
+            if pb.HasField("found"):
+                found = pb.found
+                fields = {k: _decode(v) for k, v in found.fields.items()}
+                out[found.name[len(prefix) :]] = Snapshot(fields, found.update_time)
+        return out
 
     def commit(self, docs: Sequence[DocWrite], retry: gretry.Retry, timeout: float) -> list[Any]:
         """Commit all writes in one atomic RPC; one raw ``WriteResult`` per write."""
@@ -125,9 +190,3 @@ class Committer:
             timeout=timeout,
         )
         return list(_CommitResponse.pb(response).write_results)
-
-
-def integer_result(write_result: Any, doc: DocWrite, field: str) -> int:
-    """The value a transform on ``field`` left, from the commit's answer."""
-    index = next(i for i, t in enumerate(doc.transforms) if t.field == field)
-    return int(write_result.transform_results[index].integer_value)
