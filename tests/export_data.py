@@ -4,37 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from google.cloud import bigquery
 from rbm_analytics.core.tables import table_defs
-from rbm_analytics.export.query import METRICS, Kind
 
-REFRESHED_AT = "2026-03-01T06:00:00.000000Z"
+from tests.daily_rows import REFRESHED_AT, daily
 
-
-def daily(day: str | date, agent: str, **values: Any) -> dict[str, Any]:
-    """A daily_metrics row: counts default to 0, durations to NULL.
-
-    An average given with its sample count also gets the integer sum of
-    milliseconds the refresh stores beside it (what weeks and months divide).
-    """
-    row: dict[str, Any] = {"date": str(day), "agent_id": agent, "refreshed_at": REFRESHED_AT}
-    for name, metric in METRICS.items():
-        if metric.kind is Kind.COUNT:
-            row[name] = 0
-    unknown = set(values) - set(table_defs()["daily_metrics"].columns)
-    assert not unknown, f"not daily_metrics columns: {unknown}"
-    row.update(values)
-    for metric in METRICS.values():
-        if metric.kind is Kind.AVERAGE and metric.sum_ms not in values:
-            avg, n = row.get(metric.name), row.get(str(metric.weight)) or 0
-            row[str(metric.sum_ms)] = 0 if avg is None else round(avg * 1000 * n)
-    return row
+__all__ = ["REFRESHED_AT", "daily"]
 
 
 def sample(day: str | date, agent: str, metric: str, seconds: float) -> dict[str, Any]:
@@ -43,13 +23,6 @@ def sample(day: str | date, agent: str, metric: str, seconds: float) -> dict[str
     assert ms / 1000 == seconds, f"{seconds} is not whole milliseconds"
     return {"date": str(day), "agent_id": agent, "metric": metric, "duration_ms": ms,
             "seconds": ms / 1000}  # fmt: skip
-
-
-def nearest_rank(values: Sequence[float], p: int) -> float:
-    """The ⌈p·n/100⌉-th smallest value (docs/contract.md §3's percentile)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p * len(ordered) / 100))
-    return ordered[rank - 1]
 
 
 def parse_csv(body: bytes) -> list[dict[str, str]]:

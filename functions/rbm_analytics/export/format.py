@@ -17,14 +17,16 @@ from datetime import date, datetime
 from typing import Any
 
 from rbm_analytics.core.timeutil import datetime_to_us, format_us
-from rbm_analytics.export.query import METRICS, Kind
+from rbm_analytics.metrics.catalog import METRICS, Combine
 
 Row = Sequence[Any]
 
 
 def _rate_columns(columns: Sequence[str]) -> frozenset[int]:
     return frozenset(
-        i for i, name in enumerate(columns) if name in METRICS and METRICS[name].kind is Kind.RATE
+        i
+        for i, name in enumerate(columns)
+        if name in METRICS and METRICS[name].combine is Combine.RATE
     )
 
 

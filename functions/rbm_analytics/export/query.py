@@ -20,84 +20,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from enum import Enum
 
 from google.cloud import bigquery
 
 from rbm_analytics.core.config import Settings
 from rbm_analytics.core.tables import dataset_path
+from rbm_analytics.metrics import catalog
+from rbm_analytics.metrics.catalog import Combine, Metric
 
-
-class Kind(Enum):
-    COUNT = "count"  # summed over the period; 0 when nothing happened
-    AVERAGE = "average"  # weighted by its sample count
-    PERCENTILE = "percentile"  # nearest rank over the period's own samples
-    RATE = "rate"  # a ratio of two summed counts, 4 decimals, NULL when sent = 0
-    TIMESTAMP = "timestamp"  # refreshed_at: the newest row's in the period
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    kind: Kind
-    # AVERAGE: the count column that is its number of samples, and the column
-    # of the samples' integer sum in milliseconds.
-    weight: str | None = None
-    sum_ms: str | None = None
-    # PERCENTILE: the response_samples.metric value and the percentile.
-    sample: str | None = None
-    percentile: int | None = None
-    # RATE: numerator and denominator count columns.
-    ratio: tuple[str, str] | None = None
-
-
-def _counts(*names: str) -> tuple[Metric, ...]:
-    return tuple(Metric(n, Kind.COUNT) for n in names)
-
-
-# Every daily_metrics column except the keys (date, agent_id), in table
-# order, plus the two rates. The definitions of the daily values themselves
-# live with the refresh SQL; here is how each one combines over a period.
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        *_counts(
-            "sent",
-            "delivered",
-            "read",
-            "typing_events",
-            "user_messages",
-            "user_text",
-            "user_files",
-            "user_locations",
-            "suggestion_replies",
-            "suggestion_actions",
-            "reads_with_reply",
-        ),
-        Metric(
-            "read_to_reply_avg_s",
-            Kind.AVERAGE,
-            weight="reads_with_reply",
-            sum_ms="read_to_reply_sum_ms",
-        ),
-        Metric("read_to_reply_p50_s", Kind.PERCENTILE, sample="read_to_reply", percentile=50),
-        *_counts("agent_responses"),
-        Metric(
-            "agent_response_avg_s",
-            Kind.AVERAGE,
-            weight="agent_responses",
-            sum_ms="agent_response_sum_ms",
-        ),
-        Metric("agent_response_p50_s", Kind.PERCENTILE, sample="agent_response", percentile=50),
-        Metric("agent_response_p90_s", Kind.PERCENTILE, sample="agent_response", percentile=90),
-        Metric("refreshed_at", Kind.TIMESTAMP),
-        *_counts("read_to_reply_sum_ms", "agent_response_sum_ms"),
-        Metric("delivery_rate", Kind.RATE, ratio=("delivered", "sent")),
-        Metric("read_rate", Kind.RATE, ratio=("read", "sent")),
-    )
-}
-
-DEFAULT_METRICS = ("sent", "delivered", "read")
+# The metrics and how each one combines over a period: the catalog's.
+METRICS = catalog.METRICS
+DEFAULT_METRICS = catalog.DEFAULT_METRICS
 # status=1: how far a period's numbers can still move, worst day first.
 STATUS_COLUMN = "status"
 STATUSES = ("final", "provisional", "partial")
@@ -195,18 +128,18 @@ def _status_expr(rank: str) -> str:
 def _aggregate(metric: Metric, scale: str, total: bool) -> str:
     """The expression combining one daily_metrics column over a period's rows."""
     col = _q(metric.name)
-    if metric.kind is Kind.COUNT:
+    if metric.combine is Combine.SUM:
         return f"SUM({col})"
-    if metric.kind is Kind.TIMESTAMP:
+    if metric.combine is Combine.LATEST:
         return f"MAX({col})"
     if scale == "day":
         # One row per (date, agent): the refresh's own value, untouched. The
         # all-agents row of a day combines several agents like a period does.
         own = f"MAX({col})"
-        if total and metric.kind is Kind.AVERAGE:
+        if total and metric.combine is Combine.WEIGHTED_AVERAGE:
             return f"IF(`agent_id` = '{ALL_AGENTS}', {_aggregate(metric, 'week', total)}, {own})"
         return own
-    if metric.kind is Kind.AVERAGE:
+    if metric.combine is Combine.WEIGHTED_AVERAGE:
         # The period's integer sum of milliseconds over its number of samples,
         # in seconds: exact and independent of the order rows are summed in.
         # Days without a stored sum (none written yet) count for neither.
@@ -255,12 +188,12 @@ def build_export_query(
     needed: list[Metric] = []
     for metric in chosen:
         deps: list[str] = [metric.name]
-        if metric.kind is Kind.RATE:
+        if metric.combine is Combine.RATE:
             assert metric.ratio is not None
             deps = list(metric.ratio)
-        elif metric.kind is Kind.PERCENTILE and scale != "day":
+        elif metric.combine is Combine.PERIOD_PERCENTILE and scale != "day":
             deps = []
-        elif metric.kind is Kind.AVERAGE and (total or scale != "day"):
+        elif metric.combine is Combine.WEIGHTED_AVERAGE and (total or scale != "day"):
             assert metric.weight is not None and metric.sum_ms is not None
             deps = [metric.name, metric.weight, metric.sum_ms]
         for dep in deps:
@@ -301,7 +234,7 @@ def build_export_query(
     # PERCENTILE_DISC(x, p / 100) is the first sorted sample whose cumulative
     # distribution is >= p / 100: the ceil(p * n / 100)-th smallest. One pass
     # over response_samples for all of them.
-    percentiles = [m for m in chosen if m.kind is Kind.PERCENTILE]
+    percentiles = [m for m in chosen if m.combine is Combine.PERIOD_PERCENTILE]
     if percentiles and (scale != "day" or total):
         windows = sorted({(str(m.sample), int(m.percentile or 0)) for m in percentiles})
         ranked = ",\n".join(
@@ -338,15 +271,15 @@ def build_export_query(
     select = ["periods.period AS `date`", "agents.agent_id AS `agent_id`"]
     for metric in chosen:
         name = _q(metric.name)
-        if metric.kind is Kind.COUNT:
+        if metric.combine is Combine.SUM:
             expr = f"COALESCE(totals.{name}, 0)"
-        elif metric.kind is Kind.RATE:
+        elif metric.combine is Combine.RATE:
             assert metric.ratio is not None
             num, den = (_q(c) for c in metric.ratio)
             expr = f"ROUND(SAFE_DIVIDE(totals.{num}, totals.{den}), 4)"
-        elif metric.kind is Kind.PERCENTILE and scale != "day":
+        elif metric.combine is Combine.PERIOD_PERCENTILE and scale != "day":
             expr = f"period_samples.{name}"
-        elif metric.kind is Kind.PERCENTILE and total:
+        elif metric.combine is Combine.PERIOD_PERCENTILE and total:
             expr = f"IF(agents.agent_id = '{ALL_AGENTS}', period_samples.{name}, totals.{name})"
         else:
             expr = f"totals.{name}"

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from rbm_analytics.export.query import METRICS
 
+from tests.daily_rows import insert_daily
 from tests.export_data import Warehouse
 from tests.support import REPO_ROOT
 
@@ -30,18 +31,30 @@ def _fill(warehouse: Warehouse) -> None:
     """One INSERT … SELECT writes every (date, agent) row with varying values."""
     table = warehouse.table("daily_metrics")
     warehouse.client.query(
-        f"""
-        INSERT INTO `{table}` (date, agent_id, sent, delivered, read, typing_events,
-          user_messages, user_text, user_files, user_locations, suggestion_replies,
-          suggestion_actions, reads_with_reply, read_to_reply_avg_s, read_to_reply_p50_s,
-          agent_responses, agent_response_avg_s, agent_response_p50_s, agent_response_p90_s,
-          refreshed_at)
-        SELECT d, FORMAT('agent-%02d', a),
-          100 + a, 90 + a, 80 + a, 5, 40, 30, 3, 2, 3, 2, 20,
-          12.5 + a, 10.25, 15, 30.5, 25.0, 90.75, TIMESTAMP '2026-01-01 06:00:00+00'
-        FROM UNNEST(GENERATE_DATE_ARRAY(DATE '{START}', DATE '{END}')) AS d
-        CROSS JOIN UNNEST(GENERATE_ARRAY(1, {AGENTS})) AS a
-        """
+        insert_daily(
+            table,
+            f"UNNEST(GENERATE_DATE_ARRAY(DATE '{START}', DATE '{END}')) AS d "
+            f"CROSS JOIN UNNEST(GENERATE_ARRAY(1, {AGENTS})) AS a",
+            date="d",
+            agent_id="FORMAT('agent-%02d', a)",
+            sent="100 + a",
+            delivered="90 + a",
+            read="80 + a",
+            typing_events="5",
+            user_messages="40",
+            user_text="30",
+            user_files="3",
+            user_locations="2",
+            suggestion_replies="3",
+            suggestion_actions="2",
+            reads_with_reply="20",
+            read_to_reply_avg_s="12.5 + a",
+            read_to_reply_p50_s="10.25",
+            agent_responses="15",
+            agent_response_avg_s="30.5",
+            agent_response_p50_s="25.0",
+            agent_response_p90_s="90.75",
+        )
     ).result()
 
 

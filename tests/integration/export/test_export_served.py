@@ -11,6 +11,7 @@ import pytest
 import requests
 from rbm_analytics_dev.local.emulators import ManagedProcess, free_port
 
+from tests.daily_rows import insert_daily
 from tests.export_data import Warehouse, parse_csv
 from tests.support import REPO_ROOT
 
@@ -38,15 +39,15 @@ def test_functions_framework_streams_the_csv_in_chunks(
     served_export: str, warehouse: Warehouse
 ) -> None:
     warehouse.client.query(
-        f"""
-        INSERT INTO `{warehouse.table("daily_metrics")}` (date, agent_id, sent, delivered, read,
-          typing_events, user_messages, user_text, user_files, user_locations,
-          suggestion_replies, suggestion_actions, reads_with_reply, agent_responses, refreshed_at)
-        SELECT d, FORMAT('agent-%02d', a), a, a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-          TIMESTAMP '2026-01-01 06:00:00+00'
-        FROM UNNEST(GENERATE_DATE_ARRAY(DATE '2025-01-01', DATE '2025-07-19')) AS d
-        CROSS JOIN UNNEST(GENERATE_ARRAY(1, 40)) AS a
-        """
+        insert_daily(
+            warehouse.table("daily_metrics"),
+            "UNNEST(GENERATE_DATE_ARRAY(DATE '2025-01-01', DATE '2025-07-19')) AS d "
+            "CROSS JOIN UNNEST(GENERATE_ARRAY(1, 40)) AS a",
+            date="d",
+            agent_id="FORMAT('agent-%02d', a)",
+            sent="a",
+            delivered="a",
+        )
     ).result()
     with requests.get(
         f"{served_export}/",

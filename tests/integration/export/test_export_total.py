@@ -9,8 +9,9 @@ from statistics import mean
 from typing import Any
 
 import pytest
+from rbm_analytics_dev.reference import nearest_rank
 
-from tests.export_data import Warehouse, daily, nearest_rank, parse_csv, sample
+from tests.export_data import Warehouse, daily, parse_csv, sample
 
 AGENTS = ("acme", "bravo", "carol")
 START, END = date(2026, 1, 5), date(2026, 2, 8)  # five ISO weeks

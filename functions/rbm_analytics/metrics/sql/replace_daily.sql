@@ -110,14 +110,18 @@ WHERE side = 1
   )
   AND answer_at < TIMESTAMP_ADD(TIMESTAMP(day), INTERVAL @window_days DAY);
 
+-- daily_metrics: one row per (date, agent) with any activity. Each CTE below
+-- computes its metrics under their column names; the column lists between the
+-- "generated" markers come from metrics/catalog.py (make generate).
 INSERT INTO `${dataset}.daily_metrics` (
+  -- generated: columns (begin)
   date, agent_id, sent, delivered, read, typing_events, user_messages, user_text, user_files,
-  user_locations, suggestion_replies, suggestion_actions, reads_with_reply,
-  read_to_reply_avg_s, read_to_reply_p50_s, agent_responses, agent_response_avg_s,
-  agent_response_p50_s, agent_response_p90_s, refreshed_at, read_to_reply_sum_ms,
-  agent_response_sum_ms
+  user_locations, suggestion_replies, suggestion_actions, reads_with_reply, read_to_reply_avg_s,
+  read_to_reply_p50_s, agent_responses, agent_response_avg_s, agent_response_p50_s,
+  agent_response_p90_s, refreshed_at, read_to_reply_sum_ms, agent_response_sum_ms
+  -- generated: columns (end)
 )
-WITH sent AS (
+WITH sent_on_day AS (
   -- sent: agent messages with sent date D.
   -- delivered / read: of those, with the earliest DELIVERED / READ receipt
   -- before the cutoff (D + W days, 00:00 UTC).
@@ -132,7 +136,7 @@ WITH sent AS (
   WHERE sent_date BETWEEN @start_date AND @end_date
   GROUP BY date, agent_id
 ),
-received AS (
+received_on_day AS (
   -- user_messages: user messages on D; then the same split by kind.
   SELECT
     event_date AS date,
@@ -147,78 +151,89 @@ received AS (
   WHERE event_date BETWEEN @start_date AND @end_date
   GROUP BY date, agent_id
 ),
-typing AS (
+typing_on_day AS (
   -- typing_events: IS_TYPING events on D.
   SELECT event_date AS date, agent_id, COUNT(*) AS typing_events
   FROM `${dataset}.user_events`
   WHERE event_date BETWEEN @start_date AND @end_date AND event_type = 'IS_TYPING'
   GROUP BY date, agent_id
 ),
-samples AS (
+durations AS (
   -- reads_with_reply, agent_responses and their durations, from the samples
   -- above, in one pass over response_samples.
-  -- Averages: the integer sum of milliseconds / the number of samples.
+  -- *_sum_ms: the samples' integer sum of whole milliseconds; *_avg_s: that
+  -- sum / the number of samples, in seconds.
   -- Percentiles are nearest rank: the ceil(p * n / 100)-th smallest of the n
   -- samples. PERCENTILE_DISC(x, p / 100) returns the first sorted value whose
   -- cumulative distribution is >= p / 100, which is exactly that sample.
   SELECT
     date,
     agent_id,
-    COUNTIF(metric = 'read_to_reply') AS reads_with_reply,
-    SUM(IF(metric = 'read_to_reply', duration_ms, NULL)) AS read_to_reply_sum_ms,
-    MAX(IF(metric = 'read_to_reply', p50_ms, NULL)) AS read_to_reply_p50_ms,
-    COUNTIF(metric = 'agent_response') AS agent_responses,
-    SUM(IF(metric = 'agent_response', duration_ms, NULL)) AS agent_response_sum_ms,
-    MAX(IF(metric = 'agent_response', p50_ms, NULL)) AS agent_response_p50_ms,
-    MAX(IF(metric = 'agent_response', p90_ms, NULL)) AS agent_response_p90_ms
+    reads_with_reply,
+    read_to_reply_sum_ms,
+    read_to_reply_sum_ms / NULLIF(reads_with_reply, 0) / 1000 AS read_to_reply_avg_s,
+    read_to_reply_p50_ms / 1000 AS read_to_reply_p50_s,
+    agent_responses,
+    agent_response_sum_ms,
+    agent_response_sum_ms / NULLIF(agent_responses, 0) / 1000 AS agent_response_avg_s,
+    agent_response_p50_ms / 1000 AS agent_response_p50_s,
+    agent_response_p90_ms / 1000 AS agent_response_p90_s
   FROM (
     SELECT
-      date, agent_id, metric, duration_ms,
-      PERCENTILE_DISC(duration_ms, 0.5) OVER same_series AS p50_ms,
-      PERCENTILE_DISC(duration_ms, 0.9) OVER same_series AS p90_ms
-    FROM `${dataset}.response_samples`
-    WHERE date BETWEEN @start_date AND @end_date
-    WINDOW same_series AS (PARTITION BY date, agent_id, metric)
+      date,
+      agent_id,
+      COUNTIF(metric = 'read_to_reply') AS reads_with_reply,
+      SUM(IF(metric = 'read_to_reply', duration_ms, NULL)) AS read_to_reply_sum_ms,
+      MAX(IF(metric = 'read_to_reply', p50_ms, NULL)) AS read_to_reply_p50_ms,
+      COUNTIF(metric = 'agent_response') AS agent_responses,
+      SUM(IF(metric = 'agent_response', duration_ms, NULL)) AS agent_response_sum_ms,
+      MAX(IF(metric = 'agent_response', p50_ms, NULL)) AS agent_response_p50_ms,
+      MAX(IF(metric = 'agent_response', p90_ms, NULL)) AS agent_response_p90_ms
+    FROM (
+      SELECT
+        date, agent_id, metric, duration_ms,
+        PERCENTILE_DISC(duration_ms, 0.5) OVER same_series AS p50_ms,
+        PERCENTILE_DISC(duration_ms, 0.9) OVER same_series AS p90_ms
+      FROM `${dataset}.response_samples`
+      WHERE date BETWEEN @start_date AND @end_date
+      WINDOW same_series AS (PARTITION BY date, agent_id, metric)
+    )
+    GROUP BY date, agent_id
   )
-  GROUP BY date, agent_id
-),
-active AS (
-  -- A (date, agent) row exists when the agent sent a message, received a
-  -- user message or saw an IS_TYPING event that day: never an all-zero row.
-  SELECT date, agent_id FROM sent
-  UNION DISTINCT
-  SELECT date, agent_id FROM received
-  UNION DISTINCT
-  SELECT date, agent_id FROM typing
 )
+-- A (date, agent) row exists when the agent sent a message, received a user
+-- message or saw an IS_TYPING event that day: never an all-zero row. Every
+-- sample belongs to a sent or received message of its day, so durations only
+-- add columns. Counts and sums are 0, never NULL, when nothing happened.
 SELECT
-  a.date,
-  a.agent_id,
-  COALESCE(s.sent, 0),
-  COALESCE(s.delivered, 0),
-  COALESCE(s.read, 0),
-  COALESCE(t.typing_events, 0),
-  COALESCE(m.user_messages, 0),
-  COALESCE(m.user_text, 0),
-  COALESCE(m.user_files, 0),
-  COALESCE(m.user_locations, 0),
-  COALESCE(m.suggestion_replies, 0),
-  COALESCE(m.suggestion_actions, 0),
-  COALESCE(r.reads_with_reply, 0),
-  r.read_to_reply_sum_ms / NULLIF(r.reads_with_reply, 0) / 1000,
-  r.read_to_reply_p50_ms / 1000,
-  COALESCE(r.agent_responses, 0),
-  r.agent_response_sum_ms / NULLIF(r.agent_responses, 0) / 1000,
-  r.agent_response_p50_ms / 1000,
-  r.agent_response_p90_ms / 1000,
-  @refreshed_at,
-  COALESCE(r.read_to_reply_sum_ms, 0),
-  COALESCE(r.agent_response_sum_ms, 0)
-FROM active AS a
-LEFT JOIN sent AS s USING (date, agent_id)
-LEFT JOIN received AS m USING (date, agent_id)
-LEFT JOIN typing AS t USING (date, agent_id)
-LEFT JOIN samples AS r USING (date, agent_id);
+  -- generated: values (begin)
+  date,
+  agent_id,
+  COALESCE(sent, 0) AS sent,
+  COALESCE(delivered, 0) AS delivered,
+  COALESCE(read, 0) AS read,
+  COALESCE(typing_events, 0) AS typing_events,
+  COALESCE(user_messages, 0) AS user_messages,
+  COALESCE(user_text, 0) AS user_text,
+  COALESCE(user_files, 0) AS user_files,
+  COALESCE(user_locations, 0) AS user_locations,
+  COALESCE(suggestion_replies, 0) AS suggestion_replies,
+  COALESCE(suggestion_actions, 0) AS suggestion_actions,
+  COALESCE(reads_with_reply, 0) AS reads_with_reply,
+  read_to_reply_avg_s,
+  read_to_reply_p50_s,
+  COALESCE(agent_responses, 0) AS agent_responses,
+  agent_response_avg_s,
+  agent_response_p50_s,
+  agent_response_p90_s,
+  @refreshed_at AS refreshed_at,
+  COALESCE(read_to_reply_sum_ms, 0) AS read_to_reply_sum_ms,
+  COALESCE(agent_response_sum_ms, 0) AS agent_response_sum_ms
+  -- generated: values (end)
+FROM sent_on_day
+FULL JOIN received_on_day USING (date, agent_id)
+FULL JOIN typing_on_day USING (date, agent_id)
+LEFT JOIN durations USING (date, agent_id);
 
 -- daily_postbacks: suggestion taps on D by postbackData and kind.
 INSERT INTO `${dataset}.daily_postbacks` (date, agent_id, postback_data, kind, count)
