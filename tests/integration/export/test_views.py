@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 from rbm_analytics.core.tables import ensure_tables, view_names, view_sql
+from rbm_analytics_dev.reference import nearest_rank
 
-from tests.export_data import Warehouse, daily, nearest_rank, sample
+from tests.export_data import Warehouse, daily, sample
 from tests.support import REPO_ROOT
 
 AGENTS = ("acme", "bravo")
