@@ -24,6 +24,7 @@ from google.cloud.firestore_v1.types import firestore as firestore_types
 from google.cloud.firestore_v1.types import write as write_pb
 from rbm_analytics.core.config import Credential, Settings
 from rbm_analytics.core.http import Request
+from rbm_analytics.core.timeutil import format_us, now_us
 from rbm_analytics.ingest import routes as ingest
 from rbm_analytics.ingest.auth import sign
 from rbm_analytics.ingest.store import FirestoreStore
@@ -34,6 +35,8 @@ from . import harness
 from .harness import AGENT_KEY, CLIENT_TOKEN, PHONE_KEY, PROJECT, measurement, note
 
 KINDS = ("read", "delivered", "text", "reply", "typing")
+# Yesterday: ingest refuses times in the future or older than RETENTION_DAYS.
+SEND_TIME = format_us(now_us() - 86_400_000_000)
 
 
 def _payload(i: int, rng: random.Random) -> dict[str, Any]:
@@ -42,7 +45,7 @@ def _payload(i: int, rng: random.Random) -> dict[str, Any]:
     base = {
         "senderPhoneNumber": phone,
         "agentId": f"agent-{i % 5}",
-        "sendTime": "2026-01-02T18:12:45.001Z",
+        "sendTime": SEND_TIME,
     }
     if kind in ("read", "delivered"):
         return {**base, "eventType": kind.upper(), "eventId": f"ev{i}", "messageId": f"m{i}"}
@@ -229,7 +232,7 @@ def _agent_batch(b: int, size: int) -> dict[str, Any]:
             {
                 "agentId": f"agent-{b % 5}",
                 "name": f"phones/+1555{(b * size + j) % 10**7:07d}/agentMessages/b{b}-{j}",
-                "sendTime": "2026-01-01T09:30:00.123Z",
+                "sendTime": SEND_TIME,
                 "contentMessage": {"text": "hello"},
                 "messageTrafficType": "TRANSACTION",
             }
@@ -253,7 +256,10 @@ def sentlog_batches(batches: int, concurrency: int) -> harness.Measurement:
                 store = FirestoreStore(client, retention_days=90, deadline_s=30)
                 parsed = [
                     parse_agent_messages(
-                        json.loads(b), phone_key=settings.phone_hash_key, received_us=1
+                        json.loads(b),
+                        phone_key=settings.phone_hash_key,
+                        received_us=now_us(),
+                        retention_days=90,
                     )
                     for b in bodies
                 ]

@@ -33,6 +33,9 @@ BASE_ENV = {
     "AGENT_API_KEYS": AGENT_KEY,
     "PHONE_HASH_KEY": PHONE_KEY,
     "FIRESTORE_DEADLINE_SECONDS": "3",
+    # The fixtures are dated January 2026: a retention that still admits them
+    # (tests of the age limit set their own).
+    "RETENTION_DAYS": "3650",
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import functions_framework
 import pytest
 
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, bearer
 
 MAIN = str(REPO_ROOT / "functions" / "main.py")
 LEAK = "+15550001111 wrote this"
@@ -57,7 +57,7 @@ def test_an_unexpected_exception_is_a_json_500_and_one_log_line(
 
     monkeypatch.setattr(where, boom)
     client = functions_framework.create_app(target, MAIN).test_client()
-    headers = {"Authorization": "Bearer test-agent-key", "Content-Type": "application/json"}
+    headers = bearer()
     resp = getattr(client, method)(path, data=body, headers=headers)
     assert resp.status_code == 500
     assert resp.headers["Content-Type"] == "application/json"

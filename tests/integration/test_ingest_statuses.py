@@ -541,3 +541,43 @@ def test_one_log_line_per_request(ingest_client: Any, capsys: pytest.CaptureFixt
     assert logs[0]["agent_id"] == "acme-agent"
     assert (logs[3]["stored"], logs[3]["records"]) == (3, 3)
     assert logs[4]["outcome"] == "rejected"
+
+
+# --------------------------------------------------------------------------
+# Times that cannot be true
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("offset_s", "error"),
+    [
+        (6 * 60, "sendTime is more than 5 minutes after the time ingest received it"),
+        (-91 * 86_400, "sendTime is older than RETENTION_DAYS (90 days)"),
+    ],
+)
+def test_impossible_times_are_400_and_store_nothing(
+    ingest_client: Any, monkeypatch: pytest.MonkeyPatch, offset_s: int, error: str
+) -> None:
+    from rbm_analytics.core.timeutil import format_us, now_us
+
+    monkeypatch.setenv("RETENTION_DAYS", "90")
+    clients.reset()
+    when = format_us(now_us() + offset_s * 1_000_000)
+    for sample in ("user_event_read", "user_message_text", "user_event_is_typing"):
+        resp = webhook(ingest_client, _with_time(sample, when))
+        assert resp.status_code == 400
+        assert error in _error(resp)
+    # A minute ago is fine.
+    recent = format_us(now_us() - 60_000_000)
+    batch = rbm_sample("agent_messages_batch")
+    for item in batch["agentMessages"]:
+        item["sendTime"] = recent
+    batch["agentMessages"][2]["sendTime"] = when
+    resp = agent_messages(ingest_client, batch)
+    assert resp.status_code == 400
+    assert f"agentMessages[2]: {error}" in _error(resp)
+    assert_nothing_stored()
+    resp = webhook(ingest_client, _with_time("user_event_read", recent))
+    assert resp.get_json() == {"stored": 1, "duplicate": 0}
+
+
+def _with_time(sample: str, send_time: str) -> bytes:
+    return json.dumps(rbm_sample(sample) | {"sendTime": send_time}).encode()

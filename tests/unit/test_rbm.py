@@ -20,6 +20,7 @@ from tests.support import FIXTURES, PHONE_KEY, rbm_sample, rbm_sample_bytes
 
 KEY = PHONE_KEY.encode()
 RECEIVED = 1_767_400_000_000_000  # 2026-01-03T00:26:40Z
+RETENTION = 90
 PHONE_A = "+12223334444"
 PHONE_B = "+15556667777"
 # What a user sent, in the samples: none of it may survive parsing.
@@ -45,11 +46,15 @@ def ukey(phone: str) -> str:
 
 def parse(doc: dict[str, Any] | bytes) -> Any:
     data = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-    return rbm.parse_webhook_payload(data, phone_key=KEY, received_us=RECEIVED)
+    return rbm.parse_webhook_payload(
+        data, phone_key=KEY, received_us=RECEIVED, retention_days=RETENTION
+    )
 
 
 def parse_agent(body: Any) -> list[AgentMessage]:
-    return rbm.parse_agent_messages(body, phone_key=KEY, received_us=RECEIVED)
+    return rbm.parse_agent_messages(
+        body, phone_key=KEY, received_us=RECEIVED, retention_days=RETENTION
+    )
 
 
 def assert_private(value: object) -> None:
@@ -528,3 +533,61 @@ def test_rbm_events_are_not_launch_events(sample: str) -> None:
     tricky = json.dumps(LAUNCH_EVENT | {"eventType": "READ"}).encode()
     assert not rbm.is_agent_launch_event([], tricky)
     assert not rbm.is_agent_launch_event({}, b"[newLaunchState")
+
+
+# --- times that cannot be true ---------------------------------------------------
+MINUTE_US = 60_000_000
+DAY_US = 86_400_000_000
+
+
+def _at(us: int) -> str:
+    from rbm_analytics.core.timeutil import format_us
+
+    return format_us(us)
+
+
+@pytest.mark.parametrize(
+    ("offset_us", "error"),
+    [
+        (5 * MINUTE_US, None),  # clock skew: accepted
+        (5 * MINUTE_US + 1, "sendTime is more than 5 minutes after the time ingest received it"),
+        (400 * DAY_US, "sendTime is more than 5 minutes after"),
+        (-RETENTION * DAY_US, None),  # the oldest that is still kept
+        (-RETENTION * DAY_US - 1, f"sendTime is older than RETENTION_DAYS ({RETENTION} days)"),
+        (-(RECEIVED - 946_684_800_000_000), "sendTime is older than RETENTION_DAYS"),  # 2000-01-01
+    ],
+)
+@pytest.mark.parametrize("sample", ["user_event_read", "user_message_text", "user_event_is_typing"])
+def test_webhook_event_times_must_be_possible(
+    sample: str, offset_us: int, error: str | None
+) -> None:
+    doc = rbm_sample(sample) | {"sendTime": _at(RECEIVED + offset_us)}
+    if error is None:
+        assert parse(doc).event_us == RECEIVED + offset_us
+        return
+    with pytest.raises(BadRequest, match=re.escape(error)) as info:
+        parse(doc)
+    assert info.value.status == 400
+
+
+def test_without_send_time_the_event_time_is_the_arrival() -> None:
+    doc = rbm_sample("user_event_read")
+    del doc["sendTime"]
+    assert parse(doc).event_us == RECEIVED
+
+
+@pytest.mark.parametrize(
+    ("offset_us", "error"),
+    [
+        (5 * MINUTE_US + 1, "agentMessages[1]: sendTime is more than 5 minutes after"),
+        (-RETENTION * DAY_US - 1, "agentMessages[1]: sendTime is older than RETENTION_DAYS"),
+    ],
+)
+def test_sent_record_times_must_be_possible_and_name_the_item(offset_us: int, error: str) -> None:
+    batch = rbm_sample("agent_messages_batch")
+    batch["agentMessages"][1]["sendTime"] = _at(RECEIVED + offset_us)
+    with pytest.raises(BadRequest, match=re.escape(error)):
+        parse_agent(batch)
+    single = rbm_sample("agent_message") | {"sendTime": _at(RECEIVED + offset_us)}
+    with pytest.raises(BadRequest, match=re.escape(error.split(": ", 1)[1])):
+        parse_agent(single)

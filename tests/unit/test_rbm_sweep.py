@@ -45,6 +45,13 @@ WRONG_VALUES: tuple[Any, ...] = (
     {"a": 1},
 )
 
+# Received after every sample's time, with a retention that admits them all.
+ARRIVAL: dict[str, Any] = {
+    "phone_key": PHONE_KEY.encode(),
+    "received_us": 1_767_400_000_000_000,  # 2026-01-03T00:26:40Z
+    "retention_days": 90,
+}
+
 
 def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     if prefix:
@@ -96,7 +103,7 @@ def test_webhook_type_confusion(sample: str) -> None:
     for label, doc in _variants(sample):
         data = json.dumps(doc).encode()
         try:
-            record = rbm.parse_webhook_payload(data, phone_key=PHONE_KEY.encode(), received_us=1)
+            record = rbm.parse_webhook_payload(data, **ARRIVAL)
         except BadRequest as exc:
             _assert_clean_400(exc)
             outcomes["400"] += 1
@@ -112,7 +119,7 @@ def test_webhook_type_confusion(sample: str) -> None:
 def test_agent_message_type_confusion(sample: str) -> None:
     for label, doc in _variants(sample):
         try:
-            records = rbm.parse_agent_messages(doc, phone_key=PHONE_KEY.encode(), received_us=1)
+            records = rbm.parse_agent_messages(doc, **ARRIVAL)
         except BadRequest as exc:
             _assert_clean_400(exc)
         except Exception as exc:  # pragma: no cover - the failure being tested for

@@ -55,15 +55,17 @@ def test_another_end_time_gives_other_message_ids() -> None:
 def test_every_payload_parses_as_rbm_traffic() -> None:
     plan = small()
     kinds: Counter[str] = Counter()
+    # Received at the plan's end, with the default retention: every time is possible.
+    arrival = {"phone_key": b"k", "received_us": END, "retention_days": 90}
     for req in plan.requests:
         if req.route == "agent-messages":
-            records = rbm.parse_agent_messages(req.body_json(), phone_key=b"k", received_us=END)
+            records = rbm.parse_agent_messages(req.body_json(), **arrival)
             assert len(records) == len(req.deliveries) <= sim.MAX_BATCH
             assert len({r.agent_id for r in records}) == 1  # one agent backend per batch
             kinds["sent"] += len(records)
         else:
             data = json.dumps(req.body_json()).encode()
-            record = rbm.parse_webhook_payload(data, phone_key=b"k", received_us=END)
+            record = rbm.parse_webhook_payload(data, **arrival)
             kinds[getattr(record, "kind", None) or getattr(record, "receipt", None) or "event"] += 1
     assert kinds["sent"] > 0 and kinds["DELIVERED"] > 0 and kinds["READ"] > 0
 

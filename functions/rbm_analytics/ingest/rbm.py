@@ -34,6 +34,9 @@ _AGENT_MESSAGE_NAME = re.compile(r"phones/([^/]+)/agentMessages/([^/]+)")
 MAX_POSTBACK_CHARS = 2048
 MAX_HANDSHAKE_CHARS = 4096
 MAX_BATCH = 500
+# How far an event may lie in the sender's future: clock skew, not more.
+MAX_AHEAD_US = 5 * 60 * 1_000_000
+_DAY_US = 86_400 * 1_000_000
 RECEIPT_TYPES = ("DELIVERED", "READ")
 _SUGGESTION_KINDS: dict[str, UserMessageKind] = {
     "REPLY": "suggestion_reply",
@@ -147,8 +150,14 @@ def launch_event_agent(data: bytes) -> str | None:
     return agent if is_valid_id(agent) else None
 
 
-def parse_webhook_payload(data: bytes, *, phone_key: bytes, received_us: int) -> WebhookRecord:
-    """One decoded RBM payload (UserEvent, UserMessage or server event) as a record."""
+def parse_webhook_payload(
+    data: bytes, *, phone_key: bytes, received_us: int, retention_days: int
+) -> WebhookRecord:
+    """One decoded RBM payload (UserEvent, UserMessage or server event) as a record.
+
+    Its time must be possible: at most 5 minutes after ``received_us`` and
+    not older than ``retention_days`` (a 400 naming ``sendTime`` otherwise).
+    """
     doc = _object(parse_json(data, "message.data"), "message.data")
     agent_id = _id(doc.get("agentId"), "agentId")
 
@@ -157,7 +166,7 @@ def parse_webhook_payload(data: bytes, *, phone_key: bytes, received_us: int) ->
         # Server events name the user as phoneNumber, user events as senderPhoneNumber.
         phone_field = "phoneNumber" if "phoneNumber" in doc else "senderPhoneNumber"
         ukey = user_key(doc.get(phone_field), phone_key, field=phone_field)
-        event_us = _event_time(doc, received_us)
+        event_us = _event_time(doc, received_us, retention_days)
         if event_type in RECEIPT_TYPES:
             event_id = doc.get("eventId")
             return Receipt(
@@ -190,16 +199,37 @@ def parse_webhook_payload(data: bytes, *, phone_key: bytes, received_us: int) ->
         kind=kind,
         postback_data=postback,
         mime_type=mime,
-        event_us=_event_time(doc, received_us),
+        event_us=_event_time(doc, received_us, retention_days),
         received_us=received_us,
     )
 
 
-def _event_time(doc: Mapping[str, Any], received_us: int) -> int:
+def _event_time(doc: Mapping[str, Any], received_us: int, retention_days: int) -> int:
     """docs/contract.md §1: the payload's sendTime when present, else the time it was received."""
     if doc.get("sendTime") is None:
         return received_us
-    return parse_rfc3339_us(doc["sendTime"], "sendTime")
+    return _possible_time(doc["sendTime"], "sendTime", received_us, retention_days)
+
+
+def _possible_time(value: Any, field: str, received_us: int, retention_days: int) -> int:
+    """An RFC 3339 time that can be true of a request received at ``received_us``.
+
+    A time in the future is a wrong clock or a forgery; one older than
+    RETENTION_DAYS would be stored already expired (and could rewrite
+    history that is no longer kept anywhere else).
+    """
+    us = parse_rfc3339_us(value, field)
+    if us > received_us + MAX_AHEAD_US:
+        raise BadRequest(
+            f"{field} is more than 5 minutes after the time ingest received it; "
+            "check the sender's clock"
+        )
+    if us < received_us - retention_days * _DAY_US:
+        raise BadRequest(
+            f"{field} is older than RETENTION_DAYS ({retention_days} days): "
+            "it would be stored already expired"
+        )
+    return us
 
 
 def _user_message_content(doc: Mapping[str, Any]) -> tuple[UserMessageKind, str | None, str | None]:
@@ -246,10 +276,13 @@ def _user_message_content(doc: Mapping[str, Any]) -> tuple[UserMessageKind, str 
 # --------------------------------------------------------------------------
 # Agent's sent log
 # --------------------------------------------------------------------------
-def parse_agent_messages(body: Any, *, phone_key: bytes, received_us: int) -> list[AgentMessage]:
+def parse_agent_messages(
+    body: Any, *, phone_key: bytes, received_us: int, retention_days: int
+) -> list[AgentMessage]:
     """A single AgentMessage object or ``{"agentMessages": [...]}`` (1-500 items).
 
-    One invalid item rejects the whole request, naming its index.
+    One invalid item rejects the whole request, naming its index; an
+    impossible ``sendTime`` is invalid (see ``parse_webhook_payload``).
     """
     doc = _object(body, "request body")
     if "agentMessages" in doc:
@@ -261,14 +294,16 @@ def parse_agent_messages(body: Any, *, phone_key: bytes, received_us: int) -> li
         out = []
         for i, item in enumerate(items):
             try:
-                out.append(_agent_message(item, phone_key, received_us))
+                out.append(_agent_message(item, phone_key, received_us, retention_days))
             except BadRequest as exc:
                 raise BadRequest(f"agentMessages[{i}]: {exc.message}") from None
         return out
-    return [_agent_message(doc, phone_key, received_us)]
+    return [_agent_message(doc, phone_key, received_us, retention_days)]
 
 
-def _agent_message(item: Any, phone_key: bytes, received_us: int) -> AgentMessage:
+def _agent_message(
+    item: Any, phone_key: bytes, received_us: int, retention_days: int
+) -> AgentMessage:
     doc = _object(item, "agent message")
     agent_id = _id(doc.get("agentId"), "agentId")
     phone: Any = doc.get("phoneNumber")
@@ -293,7 +328,7 @@ def _agent_message(item: Any, phone_key: bytes, received_us: int) -> AgentMessag
         message_id=_id(message_id, id_field),
         agent_id=agent_id,
         user_key=user_key(phone, phone_key, field=phone_field),
-        sent_us=parse_rfc3339_us(doc.get("sendTime"), "sendTime"),
+        sent_us=_possible_time(doc.get("sendTime"), "sendTime", received_us, retention_days),
         content_type=content_type(doc.get("contentMessage")),
         traffic_type=None if traffic is None else _enum(traffic, "messageTrafficType"),
         received_us=received_us,

@@ -129,7 +129,10 @@ def _accept(
         fields["outcome"] = "ignored"
         return json_response(200, {"stored": 0, "duplicate": 0, "ignored": 1})
     record = parse_webhook_payload(
-        data, phone_key=settings.require_phone_hash_key(), received_us=now_us()
+        data,
+        phone_key=settings.require_phone_hash_key(),
+        received_us=now_us(),
+        retention_days=settings.retention_days,
     )
     fields["agent_id"] = record.agent_id
     fields["kind"] = _kind(record)
@@ -149,7 +152,10 @@ def _agent_messages(request: Request, deps: Deps, fields: dict[str, Any]) -> Res
     grant = verify_bearer(request.header("Authorization"), settings.agent_api_keys)
     body = parse_json(request.body)
     records = parse_agent_messages(
-        body, phone_key=settings.require_phone_hash_key(), received_us=now_us()
+        body,
+        phone_key=settings.require_phone_hash_key(),
+        received_us=now_us(),
+        retention_days=settings.retention_days,
     )
     fields["agent_ids"] = sorted({r.agent_id for r in records})[:10]
     fields["records"] = len(records)
