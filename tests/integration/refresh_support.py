@@ -13,8 +13,8 @@ from typing import Any
 from google.cloud import bigquery
 from rbm_analytics.core import clients
 from rbm_analytics.core.timeutil import datetime_to_us
+from rbm_analytics_dev.reference import COUNTS, Expected
 
-from tests.integration.metrics_reference import COUNTS, Expected
 from tests.support import REPO_ROOT, bearer, signed_webhook
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from tests.integration.metrics_reference import AgentMsg, Typing, UserMsg, cutoff
+from rbm_analytics_dev.reference import AgentMsg, Typing, UserMsg, cutoff
+
 from tests.integration.refresh_support import Traffic, utc
 
 KINDS = ("text", "file", "location", "suggestion_reply", "suggestion_action")

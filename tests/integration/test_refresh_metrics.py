@@ -15,9 +15,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from rbm_analytics_dev.reference import expected
 
 from tests.integration import scenario
-from tests.integration.metrics_reference import expected
 from tests.integration.refresh_support import Traffic, assert_tables_match, post_refresh
 
 FIRST_DAY = date(2026, 3, 1)

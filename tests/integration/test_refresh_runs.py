@@ -14,9 +14,9 @@ from google.cloud import firestore
 from rbm_analytics.core import clients
 from rbm_analytics.refresh.warehouse import Warehouse
 from rbm_analytics_dev import cli
+from rbm_analytics_dev.reference import expected
 
 from tests.integration import scenario
-from tests.integration.metrics_reference import expected
 from tests.integration.refresh_support import (
     Traffic,
     assert_tables_match,

@@ -271,13 +271,6 @@ def test_a_reply_after_the_cutoff_does_not_count() -> None:
     assert (row["read"], row["reads_with_reply"], row["read_to_reply_avg_s"]) == (1, 0, None)
 
 
-def test_nearest_rank_percentiles() -> None:
-    samples = [float(x) for x in range(1, 11)]
-    assert sim.nearest_rank(samples, 50) == 5
-    assert sim.nearest_rank(samples, 90) == 9
-    assert sim.nearest_rank([7.0], 90) == 7
-
-
 def test_invalid_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match="agents"):
         PlanConfig(agents=0)

@@ -18,8 +18,10 @@ between agents and users, and of how those events reach ``ingest``:
   (at-least-once delivery), and receipts can arrive before the sent record.
 
 ``Truth`` is what a correct refresh must report for the planned events, per
-docs/contract.md §1 and §3: counts per UTC date and agent, with the 8-day rule applied
-through ``timeutil.counts_for``. Sending lives in ``local/sender.py``.
+docs/contract.md §1 and §3: counts per UTC date and agent, computed by the
+plain-Python reference (``rbm_analytics_dev.reference``, its own 8-day rule,
+nothing shared with the production code it checks). Sending lives in
+``local/sender.py``.
 """
 
 from __future__ import annotations
@@ -29,18 +31,19 @@ import json
 import math
 import random
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from rbm_analytics.core.tables import table_defs
-from rbm_analytics.core.timeutil import counts_for, format_us, us_to_datetime, utc_date
+from rbm_analytics.core.timeutil import format_us, us_to_datetime
+
+from rbm_analytics_dev import reference
 
 US = 1_000_000
 DAY_US = 86_400 * US
-LOOKBACK_US = 30 * DAY_US  # docs/contract.md §3: a wait looks back at most 30 days
 MAX_BATCH = 500
 SENT_LOG_FLUSH_US = 5 * US  # the agent backend forwards its sent log every 5 s
 # IS_TYPING precedes the message it announces by at most this: the only events
@@ -81,13 +84,6 @@ COUNT_COLUMNS = tuple(
     f["name"] for f in _DAILY_FIELDS if f["type"] == "INT64" and f.get("mode") == "REQUIRED"
 )
 DURATION_COLUMNS = tuple(f["name"] for f in _DAILY_FIELDS if f["type"] == "FLOAT64")
-_KIND_COLUMN = {
-    "text": "user_text",
-    "file": "user_files",
-    "location": "user_locations",
-    "suggestion_reply": "suggestion_replies",
-    "suggestion_action": "suggestion_actions",
-}
 
 
 # ---------------------------------------------------------------------------
@@ -745,12 +741,6 @@ def truth_of(requests: Iterable[PlannedRequest], window_days: int) -> Truth:
 # ---------------------------------------------------------------------------
 # Ground truth
 # ---------------------------------------------------------------------------
-def nearest_rank(samples: Sequence[float], p: float) -> float:
-    """The ⌈p·n/100⌉-th smallest sample (docs/contract.md §3)."""
-    ordered = sorted(samples)
-    return ordered[max(1, math.ceil(p * len(ordered) / 100)) - 1]
-
-
 @dataclass
 class Truth:
     """What ``daily_metrics`` and ``daily_postbacks`` must hold for the events."""
@@ -760,7 +750,7 @@ class Truth:
     postbacks: dict[tuple[date, str, str, str], int]
 
     def row(self, day: date, agent: str) -> dict[str, Any]:
-        return self.daily.get((day, agent)) or _empty_row()
+        return self.daily.get((day, agent)) or reference.empty_row()
 
     def dates(self) -> list[date]:
         return sorted({d for d, _ in self.daily})
@@ -787,79 +777,43 @@ class Truth:
             fh.write("\n")
 
 
-def _empty_row() -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(COUNT_COLUMNS, 0)
-    row.update(dict.fromkeys(DURATION_COLUMNS))
-    return row
-
-
 def compute_truth(events: Sequence[Event], window_days: int) -> Truth:
-    """Daily metrics for ``events`` (each counted once), by docs/contract.md §1 and §3."""
+    """Daily metrics for ``events`` (each counted once), by the plain-Python reference.
+
+    Only the translation happens here: each sent message with its earliest
+    DELIVERED and READ, the user messages and the IS_TYPING events. The rules
+    (the 8-day cutoff, waits, durations, percentiles) are the reference's,
+    which shares no code with the production package.
+    """
     sent: dict[str, Event] = {}
     first: dict[tuple[str, str], int] = {}  # (receipt kind, message id) -> earliest time
-    timeline: dict[tuple[str, str], list[tuple[int, bool]]] = defaultdict(list)  # (at, is_user)
-    user_messages: list[Event] = []
-    daily: dict[tuple[date, str], dict[str, Any]] = defaultdict(_empty_row)
-    postbacks: Counter[tuple[date, str, str, str]] = Counter()
-
+    user_msgs: list[reference.UserMsg] = []
+    typing: list[reference.Typing] = []
     for e in events:
         if e.kind == "sent":
             sent.setdefault(e.message_id, e)
-            timeline[(e.agent_id, e.phone)].append((e.at_us, False))
         elif e.kind in RECEIPTS:
-            receipt = (e.kind, e.message_id)
-            first[receipt] = min(first.get(receipt, e.at_us), e.at_us)
+            key = (e.kind, e.message_id)
+            first[key] = min(first.get(key, e.at_us), e.at_us)
         elif e.kind == "IS_TYPING":
-            daily[(utc_date(e.at_us), e.agent_id)]["typing_events"] += 1
+            typing.append(reference.Typing(e.agent_id, e.phone, _at(e.at_us)))
         else:
-            user_messages.append(e)
-            timeline[(e.agent_id, e.phone)].append((e.at_us, True))
-    for items in timeline.values():
-        items.sort()
+            user_msgs.append(reference.UserMsg(e.message_id, e.agent_id, e.phone, _at(e.at_us),
+                                               e.kind, e.postback))  # fmt: skip
 
-    read_samples: dict[tuple[date, str], list[float]] = defaultdict(list)
-    for mid, e in sent.items():
-        day = utc_date(e.at_us)
-        row = daily[(day, e.agent_id)]
-        row["sent"] += 1
-        delivered = first.get(("DELIVERED", mid))
-        if delivered is not None and counts_for(day, us_to_datetime(delivered), window_days):
-            row["delivered"] += 1
-        read = first.get(("READ", mid))
-        if read is None or not counts_for(day, us_to_datetime(read), window_days):
-            continue
-        row["read"] += 1
-        reply = next(
-            (at for at, is_user in timeline[(e.agent_id, e.phone)] if is_user and at >= read),
-            None,
-        )
-        if reply is not None and counts_for(day, us_to_datetime(reply), window_days):
-            row["reads_with_reply"] += 1
-            read_samples[(day, e.agent_id)].append((reply - read) / US)
+    def receipt(kind: str, mid: str) -> datetime | None:
+        at = first.get((kind, mid))
+        return None if at is None else _at(at)
 
-    response_samples: dict[tuple[date, str], list[float]] = defaultdict(list)
-    for e in user_messages:
-        day = utc_date(e.at_us)
-        row = daily[(day, e.agent_id)]
-        row["user_messages"] += 1
-        row[_KIND_COLUMN[e.kind]] += 1
-        if e.postback is not None:
-            postbacks[(day, e.agent_id, e.postback, e.kind)] += 1
-        items = timeline[(e.agent_id, e.phone)]
-        i = items.index((e.at_us, True))
-        prev = items[i - 1] if i > 0 else None
-        if prev is not None and prev[1] and prev[0] >= e.at_us - LOOKBACK_US:
-            continue  # the previous message is the user's: no new wait
-        answer = next((at for at, is_user in items[i + 1 :] if not is_user), None)
-        if answer is not None and counts_for(day, us_to_datetime(answer), window_days):
-            row["agent_responses"] += 1
-            response_samples[(day, e.agent_id)].append((answer - e.at_us) / US)
+    agent_msgs = [
+        reference.AgentMsg(mid, e.agent_id, e.phone, _at(e.at_us), receipt("DELIVERED", mid),
+                           receipt("READ", mid))
+        for mid, e in sent.items()
+    ]  # fmt: skip
+    want = reference.expected(agent_msgs, user_msgs, typing, window=window_days)
+    postbacks = {k: n for k, n in want.postbacks.items() if k[2] is not None}
+    return Truth(window_days, want.metrics, postbacks)  # type: ignore[arg-type]
 
-    for key, samples in read_samples.items():
-        daily[key]["read_to_reply_avg_s"] = sum(samples) / len(samples)
-        daily[key]["read_to_reply_p50_s"] = nearest_rank(samples, 50)
-    for key, samples in response_samples.items():
-        daily[key]["agent_response_avg_s"] = sum(samples) / len(samples)
-        daily[key]["agent_response_p50_s"] = nearest_rank(samples, 50)
-        daily[key]["agent_response_p90_s"] = nearest_rank(samples, 90)
-    return Truth(window_days, dict(daily), dict(postbacks))
+
+def _at(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
