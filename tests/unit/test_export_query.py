@@ -49,9 +49,13 @@ def test_range_limit(start: str, end: str, ok: bool) -> None:
 
 def test_user_values_are_parameters_never_sql() -> None:
     agent = "x'); DROP TABLE t; --"
-    p = parse_export_params({"agent": agent, "start": "2026-01-01", "end": "2026-01-31"}, TODAY)
+    # Not an agent id: refused at the edge ...
+    with pytest.raises(BadRequest, match="agent must be a valid agent id"):
+        parse_export_params({"agent": agent}, TODAY)
+    # ... and even if it got through, it would travel as a parameter.
+    p = parse_export_params({"start": "2026-01-01", "end": "2026-01-31"}, TODAY)
     q = build_export_query(SETTINGS, start=p.start, end=p.end, scale="week",
-                           metrics=list(METRICS), agent=p.agent)  # fmt: skip
+                           metrics=list(METRICS), agent=agent)  # fmt: skip
     assert agent not in q.sql and "2026-01" not in q.sql
     assert {(x.name, x.type_, x.value) for x in q.parameters} == {
         ("start", "DATE", date(2026, 1, 1)),

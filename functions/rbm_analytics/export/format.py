@@ -5,6 +5,12 @@ most one page whatever the number of rows. CSV follows RFC 4180 (``csv``
 module quoting, CRLF line ends), UTF-8 without a byte-order mark; a NULL is an
 empty cell. JSON is one array of objects with numbers as numbers and NULL as
 null.
+
+A CSV text cell that a spreadsheet would run as a formula — one beginning
+with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return — is written with
+a leading ``'``, which spreadsheets show as text (OWASP's advice against CSV
+injection). Numbers and dates are never text cells: a negative count would
+stay a number. JSON is data, not a sheet, and is written as is.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from rbm_analytics.core.timeutil import datetime_to_us, format_us
 from rbm_analytics.metrics.catalog import METRICS, Combine
 
 Row = Sequence[Any]
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _rate_columns(columns: Sequence[str]) -> frozenset[int]:
@@ -51,7 +59,14 @@ def _csv_cell(value: Any, rate: bool) -> str:
         return format_us(datetime_to_us(value))
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, str):
+        return text_cell(value)
     return str(value)
+
+
+def text_cell(text: str) -> str:
+    """``text`` as a CSV cell no spreadsheet runs as a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def csv_chunks(columns: Sequence[str], pages: Iterable[Iterable[Row]]) -> Iterator[bytes]:

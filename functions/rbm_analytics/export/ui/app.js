@@ -41,6 +41,8 @@
   const shareUrl = document.getElementById("share-url");
   const status = document.getElementById("status");
   let generation = 0;
+  // Agents asked for in the address, until the export has listed them (see initialise).
+  const requested = new Map();
 
   // ---- dates ----------------------------------------------------------------
   function isoDate(d) {
@@ -197,8 +199,10 @@
       metricBoxes.forEach((b) => (b.checked = wanted.includes(b.value)));
     }
     total.checked = params.get("total") !== "0";
-    if (params.get("agent")) addOption(agent, params.get("agent")).selected = true;
-    if (params.get("compare")) addOption(compare, params.get("compare")).selected = true;
+    // Agents named in the address are only wishes: they are selected once the
+    // export lists them, so a crafted ?agent= never reaches the Export link.
+    requested.set(agent, params.get("agent"));
+    requested.set(compare, params.get("compare"));
     syncCompare();
   }
 
@@ -236,6 +240,9 @@
       select.length = 1; // keep "All agents" / "No other agent"
       body.agents.forEach((id) => addOption(select, id));
       if (chosen) addOption(select, chosen).selected = true;
+      const wish = requested.get(select);
+      requested.delete(select);
+      if (wish && body.agents.includes(wish)) select.value = wish;
     }
     syncCompare();
   }
@@ -258,6 +265,9 @@
       if (withAgents) {
         await loadAgents(sel);
         sel = selection();
+        if (mine !== generation) return;
+        exportLink.href = new URL(`?${exportQuery(sel, dataFlags(sel))}`, ROOT).href;
+        history.replaceState(null, "", `?${pageQuery(sel)}`);
       }
       const json = { format: "json" };
       const requests = [fetchJson(new URL(`?${exportQuery(sel, { ...dataFlags(sel), ...json })}`, ROOT))];
