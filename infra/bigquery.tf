@@ -2,7 +2,9 @@
 # the code reads (functions/rbm_analytics/core/tables.py): schemas/<table>.json
 # holds the columns, schemas/tables.json the partitioning, clustering and kind
 # (mirror, daily or log) of each table. The views for analysts are the SQL
-# files in views/ (one view per file, named after it).
+# files in views/ (one view per file, named after it); their table functions
+# (weeks and months) are routines/<name>.sql, with their arguments in
+# routines/routines.json.
 #
 # What the dataset holds: the mirror tables keep one row per message or
 # event with the user's keyed hash (user_key, never a phone number), its
@@ -18,6 +20,8 @@ locals {
   export_tables = toset([for name, table in local.tables : name if table.kind == "daily"])
 
   views = { for f in fileset("${path.module}/views", "*.sql") : trimsuffix(f, ".sql") => f }
+
+  routines = jsondecode(file("${path.module}/routines/routines.json"))
 }
 
 resource "google_bigquery_dataset" "analytics" {
@@ -69,6 +73,36 @@ resource "google_bigquery_table" "view" {
       dataset = google_bigquery_dataset.analytics.dataset_id
     })
     use_legacy_sql = false
+  }
+
+  depends_on = [google_bigquery_table.table]
+}
+
+# The analysts' table functions (weeks and months need the period's own
+# samples, and a table function's date arguments reach each table's
+# partition filter, which a view grouped by week cannot offer). The file's
+# body is a query; the arguments come from routines.json, as ensure_tables
+# reads them.
+resource "google_bigquery_routine" "routine" {
+  for_each = local.routines
+
+  project      = var.project_id
+  dataset_id   = google_bigquery_dataset.analytics.dataset_id
+  routine_id   = each.key
+  routine_type = "TABLE_VALUED_FUNCTION"
+  language     = "SQL"
+  description  = each.value.description
+  definition_body = templatefile("${path.module}/routines/${each.key}.sql", {
+    project = var.project_id
+    dataset = google_bigquery_dataset.analytics.dataset_id
+  })
+
+  dynamic "arguments" {
+    for_each = each.value.arguments
+    content {
+      name      = arguments.value.name
+      data_type = jsonencode({ typeKind = arguments.value.type })
+    }
   }
 
   depends_on = [google_bigquery_table.table]

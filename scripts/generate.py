@@ -10,6 +10,8 @@
   cannot reach infra/, so it carries a copy).
 * functions/rbm_analytics/core/views/ from infra/views/ (the analysts' views,
   which Terraform and ensure_tables both create), for the same reason.
+* functions/rbm_analytics/core/routines/ from infra/routines/ (the analysts'
+  table functions and their arguments), likewise.
 * From the metric catalog (functions/rbm_analytics/metrics/catalog.py):
   infra/schemas/daily_metrics.json, the column lists of the daily SQL, the
   Analytics page's metric checkboxes and the README's metrics table (the last
@@ -36,6 +38,9 @@ SCHEMA_SOURCE = ROOT / "infra" / "schemas"
 SCHEMA_COPY = ROOT / "functions" / "rbm_analytics" / "core" / "schemas"
 VIEW_SOURCE = ROOT / "infra" / "views"
 VIEW_COPY = ROOT / "functions" / "rbm_analytics" / "core" / "views"
+ROUTINE_SOURCE = ROOT / "infra" / "routines"
+ROUTINE_COPY = ROOT / "functions" / "rbm_analytics" / "core" / "routines"
+ROUTINE_FILES = ("*.sql", "*.json")
 LOCK = ROOT / "requirements.lock"
 DAILY_SQL = ROOT / "functions" / "rbm_analytics" / "metrics" / "sql" / "replace_daily.sql"
 PAGE = ROOT / "functions" / "rbm_analytics" / "export" / "ui" / "index.html"
@@ -164,12 +169,17 @@ def outputs() -> dict[Path, str]:
     out[DAILY_SQL] = daily_sql(DAILY_SQL.read_text())
     out[PAGE] = page(PAGE.read_text())
     out[README] = readme(README.read_text())
+    for pattern in ROUTINE_FILES:
+        for src in sorted(ROUTINE_SOURCE.glob(pattern)):
+            out[ROUTINE_COPY / src.name] = src.read_text()
     return out
 
 
 def main() -> int:
     expected = outputs()
-    stale_copies = (set(SCHEMA_COPY.glob("*.json")) | set(VIEW_COPY.glob("*.sql"))) - set(expected)
+    copies = set(SCHEMA_COPY.glob("*.json")) | set(VIEW_COPY.glob("*.sql"))
+    copies |= {p for pattern in ROUTINE_FILES for p in ROUTINE_COPY.glob(pattern)}
+    stale_copies = copies - set(expected)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     problems = lock_problems(project, LOCK.read_text())
     for problem in problems:
@@ -184,6 +194,7 @@ def main() -> int:
         return 1 if stale or problems else 0
     SCHEMA_COPY.mkdir(parents=True, exist_ok=True)
     VIEW_COPY.mkdir(parents=True, exist_ok=True)
+    ROUTINE_COPY.mkdir(parents=True, exist_ok=True)
     for path in stale_copies:
         path.unlink()
     for path, text in expected.items():

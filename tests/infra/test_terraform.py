@@ -1107,3 +1107,27 @@ def test_views_come_from_sql_files_in_standard_sql(tf: hcl.Config) -> None:
     for sql in sorted(hcl.path("views").glob("*.sql")) if hcl.path("views").is_dir() else []:
         placeholders = set(re.findall(r"\$\{(\w+)\}", sql.read_text()))
         assert placeholders <= {"project", "dataset"}, (sql.name, placeholders)
+
+
+def test_table_functions_come_from_the_files_ensure_tables_reads(tf: hcl.Config) -> None:
+    assert tf.locals["routines"] == ('${jsondecode(file("${path.module}/routines/routines.json"))}')
+    routine = tf.resource("google_bigquery_routine", "routine")
+    assert routine["for_each"] == "${local.routines}"
+    assert routine["routine_type"] == "TABLE_VALUED_FUNCTION"
+    assert routine["language"] == "SQL"
+    assert routine["definition_body"].startswith(
+        '${templatefile("${path.module}/routines/${each.key}.sql"'
+    )
+    (arguments,) = routine["dynamic"][0]["arguments"]["content"]
+    assert arguments == {
+        "name": "${arguments.value.name}",
+        "data_type": "${jsonencode({typeKind = arguments.value.type})}",
+    }
+    # The same names, arguments and types the functions create.
+    spec = json.loads((hcl.path("routines") / "routines.json").read_text())
+    assert {
+        name: tuple((a["name"], a["type"]) for a in entry["arguments"])
+        for name, entry in spec.items()
+    } == {name: r.arguments for name, r in schemas_bq.routine_defs().items()}
+    for sql in sorted(hcl.path("routines").glob("*.sql")):
+        assert set(re.findall(r"\$\{(\w+)\}", sql.read_text())) == {"project", "dataset"}, sql

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 from rbm_analytics.core import clients
-from rbm_analytics.core.tables import ALL_TABLES, ensure_tables, table_defs, view_names
+from rbm_analytics.core.tables import (
+    ALL_TABLES,
+    ROUTINE_FIELDS,
+    ensure_tables,
+    routine_defs,
+    routine_sql,
+    table_defs,
+    view_names,
+)
 
 from tests.support import PROJECT
 
@@ -19,7 +27,10 @@ def test_missing_tables_are_created_without_creating_the_existing_dataset(
     client = clients.bigquery_client()
     ensure_tables(client, PROJECT, bq_dataset, "US")
     created = {t.table_id for t in client.list_tables(f"{PROJECT}.{bq_dataset}")}
-    assert created == set(ALL_TABLES) | set(view_names())
+    # The emulator lists table functions among the tables; BigQuery does not.
+    assert created - set(routine_defs()) == set(ALL_TABLES) | set(view_names())
+    routines = {r.routine_id for r in client.list_routines(f"{PROJECT}.{bq_dataset}")}
+    assert routines == set(routine_defs())
     client.delete_table(f"{PROJECT}.{bq_dataset}.daily_postbacks")
 
     # Deployed, the refresh holds dataEditor on its dataset only: creating a
@@ -62,3 +73,15 @@ def test_columns_added_by_a_newer_version_are_appended_to_existing_tables(bq_dat
 def _older_values(tdef: Any) -> list[str]:
     literal = {"INT64": "1", "FLOAT64": "NULL", "TIMESTAMP": "CURRENT_TIMESTAMP()"}
     return [literal[f["type"]] for f in tdef.fields[2:]]
+
+
+def test_a_table_function_from_an_older_version_is_replaced(bq_dataset: str) -> None:
+    client = clients.bigquery_client()
+    ensure_tables(client, PROJECT, bq_dataset, "US")
+    older = routine_defs()["agent_periods"].routine(PROJECT, bq_dataset)
+    older.body = "(SELECT start_date AS date)"
+    client.update_routine(older, list(ROUTINE_FIELDS))
+
+    ensure_tables(client, PROJECT, bq_dataset, "US")
+    routine = client.get_routine(f"{PROJECT}.{bq_dataset}.agent_periods")
+    assert routine.body == routine_sql("agent_periods", PROJECT, bq_dataset)

@@ -2,7 +2,8 @@
 
 The analysts' views come the same way: ``views/<name>.sql`` (a generated copy
 of ``infra/views/``, which Terraform reads) with ``${project}`` and
-``${dataset}`` filled in.
+``${dataset}`` filled in; so do their table functions: ``routines/<name>.sql``
+holds the body and ``routines/routines.json`` the arguments.
 
 ``schemas/*.json`` (a generated copy of ``infra/schemas/``) hold each table's
 columns in BigQuery's JSON schema format; ``schemas/tables.json`` holds the
@@ -110,8 +111,65 @@ def view_sql(name: str, project: str, dataset: str) -> str:
     return string.Template(text).substitute(project=project, dataset=dataset)
 
 
+@dataclass(frozen=True)
+class RoutineDef:
+    """A table function for analysts: its name, description and typed arguments."""
+
+    name: str
+    description: str
+    arguments: tuple[tuple[str, str], ...]  # (name, GoogleSQL type)
+
+    def routine(self, project: str, dataset: str) -> bigquery.Routine:
+        """The Routines API resource (what Terraform's google_bigquery_routine sends)."""
+        return bigquery.Routine(
+            f"{project}.{dataset}.{self.name}",
+            type_="TABLE_VALUED_FUNCTION",
+            language="SQL",
+            description=self.description,
+            body=routine_sql(self.name, project, dataset),
+            arguments=[
+                bigquery.RoutineArgument(
+                    name=arg,
+                    data_type=bigquery.StandardSqlDataType(
+                        type_kind=bigquery.StandardSqlTypeNames[kind]
+                    ),
+                )
+                for arg, kind in self.arguments
+            ],
+        )
+
+
+# routines.update replaces the whole resource: every field this code sets.
+ROUTINE_FIELDS = ("type_", "language", "description", "body", "arguments")
+
+
+def _routine_file(name: str) -> str:
+    return resources.files("rbm_analytics.core").joinpath("routines", name).read_text()
+
+
+@cache
+def routine_defs() -> dict[str, RoutineDef]:
+    """The analysts' table functions, from ``routines/routines.json``."""
+    spec = json.loads(_routine_file("routines.json"))
+    return {
+        name: RoutineDef(
+            name=name,
+            description=str(entry["description"]),
+            arguments=tuple((str(a["name"]), str(a["type"])) for a in entry["arguments"]),
+        )
+        for name, entry in spec.items()
+    }
+
+
+def routine_sql(name: str, project: str, dataset: str) -> str:
+    """The table function ``name``'s body for ``project.dataset`` (ids validated by the caller)."""
+    return string.Template(_routine_file(f"{name}.sql")).substitute(
+        project=project, dataset=dataset
+    )
+
+
 def ensure_tables(client: bigquery.Client, project: str, dataset: str, location: str) -> None:
-    """Create the dataset, every missing table and view; add missing columns to existing tables.
+    """Create the dataset, every missing table, view and table function; add missing columns.
 
     Looks before it creates: a deployed function holds dataEditor on its
     dataset only, and creating a dataset that exists is a 403 for it, not the
@@ -137,6 +195,16 @@ def ensure_tables(client: bigquery.Client, project: str, dataset: str, location:
             view = bigquery.Table(f"{path}.{name}")
             view.view_query = view_sql(name, project, dataset)
             client.create_table(view, exists_ok=True)
+    # A table function whose body changed with a newer version is replaced:
+    # it stores nothing, and callers expect the columns this code documents.
+    routines = {r.routine_id: r for r in client.list_routines(path)}
+    for rdef in routine_defs().values():
+        wanted = rdef.routine(project, dataset)
+        have = routines.get(rdef.name)
+        if have is None:
+            client.create_routine(wanted, exists_ok=True)
+        elif client.get_routine(have.reference).body != wanted.body:
+            client.update_routine(wanted, list(ROUTINE_FIELDS))
 
 
 def add_missing_columns(client: bigquery.Client, table_path: str, tdef: TableDef) -> list[str]:
