@@ -1,4 +1,21 @@
 locals {
+  # The Looker Studio Linking API (README "Views for analysts"): the i-th
+  # view in name order is data source ds<i>; with connector given, each data
+  # source is replaced whole, so every BigQuery TABLE parameter is set. Ids
+  # and view names need no URL encoding (letters, digits, - _ : only).
+  looker_params = concat(
+    var.looker_template_report_id == "" ? [] : ["c.reportId=${var.looker_template_report_id}"],
+    ["r.reportName=RBM%20Analytics"],
+    flatten([for i, view in sort(keys(local.views)) : [
+      "ds.ds${i}.connector=bigQuery",
+      "ds.ds${i}.type=TABLE",
+      "ds.ds${i}.projectId=${var.project_id}",
+      "ds.ds${i}.datasetId=${google_bigquery_dataset.analytics.dataset_id}",
+      "ds.ds${i}.tableId=${view}",
+    ]]),
+  )
+  looker_studio_url = "https://lookerstudio.google.com/reporting/create?${join("&", local.looker_params)}"
+
   ingest_url = google_cloudfunctions2_function.fn["ingest"].service_config[0].uri
   export_url = google_cloudfunctions2_function.fn["export"].service_config[0].uri
 }
@@ -36,6 +53,11 @@ output "ui_url" {
 output "ui_iap_url" {
   description = "With iap_enabled: the Analytics page behind Identity-Aware Proxy, for iap_members in a browser. Empty otherwise."
   value       = var.iap_enabled ? "${google_cloud_run_v2_service.export_iap[0].uri}/ui" : ""
+}
+
+output "looker_studio_url" {
+  description = "Open in a browser: a Looker Studio report (a copy of looker_template_report_id, or blank) whose data sources ds0, ds1, ... are the views (rbm-analytics looker-link prints the same URL)."
+  value       = local.looker_studio_url
 }
 
 output "dataset" {

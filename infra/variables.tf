@@ -374,3 +374,14 @@ variable "silence_min_expected_events" {
   description = "An agent counts as usually active when its past 7 days average at least this many webhook events per silence_hours window."
   default     = 20
 }
+
+variable "looker_template_report_id" {
+  description = "Looker Studio report to copy for the looker_studio_url output (its data sources aliased ds0, ds1, ... in view-name order); empty: a blank report on the views."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{0,128}$", var.looker_template_report_id))
+    error_message = "looker_template_report_id is a Looker Studio report id (letters, digits, - and _)."
+  }
+}

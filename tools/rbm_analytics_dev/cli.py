@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from rbm_analytics.core.errors import HttpError
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS: tuple[str, ...] = ("init", "serve", "simulate", "refresh", "export", "schedule")
+COMMANDS: tuple[str, ...] = (
+    "init",
+    "serve",
+    "simulate",
+    "refresh",
+    "export",
+    "schedule",
+    "looker",
+)
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -27,6 +35,7 @@ examples:
   rbm-analytics simulate --days 7 --truth truth.json # traffic into the local stack
   rbm-analytics refresh --start 2026-01-01 --end 2026-01-31
   rbm-analytics schedule status
+  rbm-analytics looker-link --project my-project --dataset rbm_analytics
 
 exit codes: 0 done, 1 the operation failed (the message says why), 2 bad arguments.
 Run 'rbm-analytics COMMAND --help' for a command's options and examples.
