@@ -1,4 +1,4 @@
-"""Firestore reads and writes encoded straight to protobuf, one RPC each.
+"""Firestore reads and writes encoded straight to protobuf."""
 
 The high-level client (``DocumentReference.set`` / ``WriteBatch``) builds
 every write through proto-plus wrappers, which costs about 300 µs of CPU per
@@ -6,7 +6,9 @@ webhook event — more than everything else ingest does together. Building the
 same ``Write`` messages with the raw protobuf classes costs about 20 µs
 (``make bench``: ingest.handler_cpu_per_event). The RPC itself is the
 client's own Commit call, with the client's channel, metadata and emulator
-handling.
+handling; a single-document write goes through ``coalesce.WriteCoalescer``
+instead, which shares ``BatchWrite`` RPCs between concurrent requests while
+each still waits for its own write's status.
 
 A write here is a merge (``set(..., merge=True)``: the named fields are
 replaced, the rest kept) or a create (fails with ``AlreadyExists`` when the
@@ -30,6 +32,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.types import common, document, write
 from google.cloud.firestore_v1.types import firestore as firestore_types
 
+from rbm_analytics.ingest.coalesce import Outcome, WriteCoalescer
+
 _Write = write.Write.pb()
 _FieldTransform = write.DocumentTransform.FieldTransform.pb()
 _Value = document.Value.pb()
@@ -39,6 +43,8 @@ _CommitRequest = firestore_types.CommitRequest
 _CommitResponse = firestore_types.CommitResponse
 _BatchGetRequest = firestore_types.BatchGetDocumentsRequest
 _BatchGetResponse = firestore_types.BatchGetDocumentsResponse
+_BatchWriteRequest = firestore_types.BatchWriteRequest
+_BatchWriteResponse = firestore_types.BatchWriteResponse
 _REQUEST_TIME = _FieldTransform.ServerValue.REQUEST_TIME
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -126,11 +132,12 @@ def _add_transform(pb: Any, t: Transform) -> None:
 
 
 class Committer:
-    """Commits ``DocWrite`` lists atomically through a client's Commit RPC."""
+    """Commits ``DocWrite`` lists through a client's Commit or BatchWrite RPC."""
 
     def __init__(self, client: firestore.Client) -> None:
         self._client = client
         self._documents = f"{client._database_string}/documents"
+        self._coalescer = WriteCoalescer(self._batch_write)
 
     def encode(self, doc: DocWrite) -> Any:
         pb = _Write()
@@ -179,7 +186,14 @@ class Committer:
         return out
 
     def commit(self, docs: Sequence[DocWrite], retry: gretry.Retry, timeout: float) -> list[Any]:
-        """Commit all writes in one atomic RPC; one raw ``WriteResult`` per write."""
+        """Commit all writes atomically; one raw ``WriteResult`` per write.
+
+        One write shares a ``BatchWrite`` RPC with concurrent ones (atomic
+        alone; the same errors a Commit raises: ``AlreadyExists``, ...);
+        several go in one Commit RPC.
+        """
+        if len(docs) == 1:
+            return [retry(self._coalescer.write)(self.encode(docs[0]), timeout)]
         raw = _CommitRequest.pb()(
             database=self._client._database_string, writes=[self.encode(d) for d in docs]
         )
@@ -190,3 +204,19 @@ class Committer:
             timeout=timeout,
         )
         return list(_CommitResponse.pb(response).write_results)
+
+    def _batch_write(self, writes: Sequence[Any], timeout: float) -> list[Outcome]:
+        raw = _BatchWriteRequest.pb()(database=self._client._database_string, writes=writes)
+        response = self._client._firestore_api.batch_write(
+            request=_BatchWriteRequest.wrap(raw),
+            metadata=self._client._rpc_metadata,
+            # No retry of a shared RPC: each write's own caller retries its write.
+            retry=None,
+            timeout=timeout,
+        )
+        pb = _BatchWriteResponse.pb(response)
+        return [
+            (status.code, status.message, result)
+            for status, result in zip(pb.status, pb.write_results, strict=True)
+        ]
+

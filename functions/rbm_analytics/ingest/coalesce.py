@@ -1,0 +1,175 @@
+"""Concurrent single-document writes coalesced into shared ``BatchWrite`` RPCs.
+
+One instance serves many webhook requests at once, each storing one
+document. Sent one Commit each, every event pays a whole RPC on both sides
+(on the Firestore emulator about 1.4 ms of CPU per write, against about
+0.3–0.6 ms per write inside a ``BatchWrite`` of 4–16; in the function about
+0.3 ms of gRPC per call). ``BatchWrite`` applies each write independently and
+answers one status and one result per write, so writes from different
+requests can share an RPC without sharing an outcome:
+
+* each request waits for *its own* write's status: the 200 still follows its
+  own durable write, and a failed write fails only its own request;
+* it is still one write round trip per event, with no read;
+* group commit, not a timer: a write goes out at once when fewer than
+  ``max_in_flight`` RPCs are under way, so a lone request waits for nothing;
+  otherwise it joins the next RPC, which leaves as soon as one returns;
+* ``BatchWrite`` refuses two writes to one document in one request, so a
+  second write to a document waits for the next RPC (they may apply in
+  either order, as two concurrent Commits may: every write here is safe in
+  any order);
+* an RPC that fails as a whole fails each of its writes with that error, and
+  each request's own retry policy decides what to do; an RPC refused as
+  invalid (one bad write would spoil its neighbours) sends each of its
+  writes again on its own, so only the bad one fails.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from google.api_core import exceptions as gexc
+
+# Firestore's limit on writes per BatchWrite request.
+MAX_BATCH = 500
+# RPCs under way at once: one more keeps the next batch filling while one
+# is answered; past two, batches shrink and per-write cost rises again
+# (``make bench``: ingest.events_per_s).
+MAX_IN_FLIGHT = 2
+
+# (status code, status message, WriteResult) per write, in request order.
+Outcome = tuple[int, str, Any]
+Send = Callable[[Sequence[Any], float], Sequence[Outcome]]
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class _Slot:
+    """One waiting write and, once answered, its result or error."""
+
+    __slots__ = ("alone", "done", "error", "event", "lead", "name", "result", "sent", "write")
+
+    def __init__(self, write: Any, name: str, alone: bool) -> None:
+        self.write = write
+        self.name = name
+        self.alone = alone
+        self.event = threading.Event()
+        self.sent = False
+        self.lead = False  # handed the right to send the next RPC
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _Isolate(Exception):
+    """The shared RPC was refused as invalid: send this write on its own."""
+
+
+class WriteCoalescer:
+    """Sends single-document writes through ``send`` (one ``BatchWrite`` RPC)."""
+
+    def __init__(
+        self, send: Send, *, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
+    ) -> None:
+        self._send = send
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._lock = threading.Lock()
+        self._pending: deque[_Slot] = deque()
+        self._in_flight = 0
+
+    def write(self, write: Any, timeout: float) -> Any:
+        """Apply one ``Write`` protobuf; its ``WriteResult``, or the error of its status.
+
+        ``timeout`` bounds the RPC and the wait for one to take this write.
+        """
+        try:
+            return self._write(write, timeout, alone=False)
+        except _Isolate:
+            return self._write(write, timeout, alone=True)
+
+    def _write(self, write: Any, timeout: float, *, alone: bool) -> Any:
+        slot = _Slot(write, write.update.name, alone)
+        with self._lock:
+            self._pending.append(slot)
+            if self._in_flight < self._max_in_flight:
+                self._in_flight += 1
+                slot.lead = True
+        while not slot.done:
+            if slot.lead:
+                slot.lead = False
+                self._send_next(timeout)
+                continue
+            if not slot.event.wait(timeout):
+                with self._lock:
+                    if not slot.sent and not slot.lead:
+                        self._pending.remove(slot)
+                        raise gexc.DeadlineExceeded("no write RPC took this write in time")
+                # Sent (the RPC's own timeout bounds it) or just handed the lead.
+                continue
+            slot.event.clear()
+        if slot.error is not None:
+            raise slot.error
+        return slot.result
+
+    def _send_next(self, timeout: float) -> None:
+        """Send one RPC of pending writes, then hand the right to send on."""
+        batch = self._take()
+        try:
+            if batch:
+                self._answer(batch, timeout)
+        finally:
+            with self._lock:
+                nxt = self._pending[0] if self._pending else None
+                if nxt is None:
+                    self._in_flight -= 1
+                else:
+                    nxt.lead = True
+            if nxt is not None:
+                nxt.event.set()
+            for slot in batch:
+                slot.done = True
+                slot.event.set()
+
+    def _take(self) -> list[_Slot]:
+        with self._lock:
+            batch: list[_Slot] = []
+            names: set[str] = set()
+            kept: deque[_Slot] = deque()
+            while self._pending and len(batch) < self._max_batch:
+                slot = self._pending.popleft()
+                if slot.name in names or (slot.alone and batch):
+                    kept.append(slot)
+                    continue
+                batch.append(slot)
+                names.add(slot.name)
+                if slot.alone:
+                    break
+            for slot in batch:
+                slot.sent = True
+            self._pending.extendleft(reversed(kept))
+            return batch
+
+    def _answer(self, batch: list[_Slot], timeout: float) -> None:
+        for slot in batch:
+            # Until its status says otherwise, a write has not succeeded.
+            slot.error = gexc.Unknown("the write RPC gave no answer for this write")
+        try:
+            outcomes = self._send([s.write for s in batch], timeout)
+        except gexc.InvalidArgument as exc:
+            for slot in batch:
+                slot.error = _Isolate() if len(batch) > 1 else exc
+            return
+        except Exception as exc:
+            for slot in batch:
+                slot.error = exc
+            return
+        for slot, (code, message, result) in zip(batch, outcomes, strict=True):
+            if code == 0:
+                slot.result, slot.error = result, None
+            else:
+                slot.error = gexc.from_grpc_status(_CODES.get(code, grpc.StatusCode.UNKNOWN), message)
