@@ -27,7 +27,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -125,12 +125,19 @@ def error(exc: BaseException, fields: dict[str, Any]) -> Response:
 
 def finish(name: str, response: Response, fields: dict[str, Any], started: float) -> Response:
     """Add the common headers; log now, or when a streamed body ends."""
-    response = replace(response, headers={**response.headers, **SECURITY_HEADERS})
+    body = response.body
+    if not isinstance(body, bytes):
+        body = _logged(name, body, fields, started)
+    response = Response(
+        response.status,
+        body,
+        response.content_type,
+        {**response.headers, **SECURITY_HEADERS},
+    )
     fields["status"] = response.status
-    if isinstance(response.body, bytes):
+    if isinstance(body, bytes):
         _log(name, fields, started)
-        return response
-    return replace(response, body=_logged(name, response.body, fields, started))
+    return response
 
 
 def severity(status: int) -> str:
@@ -170,7 +177,9 @@ def _where(exc: BaseException) -> str:
 
 def _trace(request: Request) -> str | None:
     """Cloud Logging's trace field, so a request's lines group under its trace."""
-    header = request.header("X-Cloud-Trace-Context") or ""
+    header = request.header("X-Cloud-Trace-Context")
+    if not header:
+        return None
     trace_id = header.split("/", 1)[0].strip()
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip()
     if not trace_id or not project or not trace_id.isalnum() or len(trace_id) > 64:
