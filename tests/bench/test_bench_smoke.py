@@ -25,7 +25,8 @@ def test_bench_smoke_prints_every_measurement() -> None:
     names = {m["name"] for m in lines}
     assert {
         "ingest.handler_cpu_per_event",
-        "ingest.events_per_s",
+        "ingest.events_per_s_16_clients",
+        "ingest.events_per_s_32_clients",
         "ingest.latency_p50_at_half_max",
         "ingest.latency_p99_at_half_max",
         "ingest.sentlog_records_per_s",

@@ -132,7 +132,10 @@ def test_one_invalid_write_fails_alone(firestore_host: str) -> None:
     coalescer = committer._coalescer
     coalescer._max_in_flight = 1
     gate = Gate(coalescer, hold_first=True)
-    good = [DocWrite("c", f"d{i}", {"x": i}, (Transform("updated_at", "server_time"),)) for i in range(3)]
+    good = [
+        DocWrite("c", f"d{i}", {"x": i}, (Transform("updated_at", "server_time"),))
+        for i in range(3)
+    ]
     # Firestore refuses the whole request for a name with an empty id.
     bad = DocWrite("c", "", {"x": 9}, ())
     with ThreadPoolExecutor(6) as pool:
@@ -155,12 +158,14 @@ def test_storage_down_fails_every_waiting_write_with_503(
 ) -> None:
     store = FirestoreStore(firestore.Client(project=PROJECT), retention_days=90, deadline_s=1.5)
     firestore_emulator.pause()
+    paused = time.monotonic()
     try:
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(store.put, user_message(i)) for i in range(8)]
             for f in futures:
                 with pytest.raises(ServiceUnavailable):
-                    f.result(30)
+                    got = f.result(30)
+                    print("answered while storage was down:", got, time.monotonic() - paused)
     finally:
         firestore_emulator.resume()
     # What the sender does after a 503: send again. Writes the paused emulator

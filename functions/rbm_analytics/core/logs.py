@@ -11,7 +11,6 @@ import sys
 import time
 from typing import Any
 
-
 # Built once: json.dumps with options builds a new encoder on every call, a
 # noticeable share of a webhook request's CPU.
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))

@@ -1,4 +1,4 @@
-"""Firestore reads and writes encoded straight to protobuf."""
+"""Firestore reads and writes encoded straight to protobuf.
 
 The high-level client (``DocumentReference.set`` / ``WriteBatch``) builds
 every write through proto-plus wrappers, which costs about 300 µs of CPU per
@@ -219,4 +219,3 @@ class Committer:
             (status.code, status.message, result)
             for status, result in zip(pb.status, pb.write_results, strict=True)
         ]
-
