@@ -9,11 +9,12 @@
 #   5. relay forwards to the agent's bot fail,
 #   6. a burst of 401/403 at ingest (a rotated token or key not deployed).
 #
-# The people who read the numbers (log-based metrics of ingest's one line per
-# request, compared with PromQL since Monitoring Query Language is retired)
+# The people who read the numbers (log-based metrics compared with PromQL,
+# since Monitoring Query Language is retired)
 #   7. an agent's delivery rate, or 8. its read rate, falls well below its
-#      level of the 7 days before,
-#   9. an agent that usually has webhook events has none for hours.
+#      level of the 7 days before (from the refresh's "daily metrics" lines),
+#   9. an agent that usually has webhook events has none for hours (from
+#      ingest's one line per request).
 #
 # The functions run on Cloud Run, so their logs and request metrics carry
 # resource.type "cloud_run_revision" and the service name; the refresh job's
@@ -34,8 +35,10 @@ locals {
   # every other character PromQL does not allow becomes "_".
   promql = {
     webhook_events = "logging_googleapis_com:user_${replace(google_logging_metric.webhook_events.name, "-", "_")}"
-    # A distribution: its running total is the _sum series.
-    sent_records = "logging_googleapis_com:user_${replace(google_logging_metric.sent_records.name, "-", "_")}_sum"
+    # Distributions: each one's running total is its _sum series.
+    daily_sent      = "logging_googleapis_com:user_${replace(google_logging_metric.daily_counts["sent"].name, "-", "_")}_sum"
+    daily_delivered = "logging_googleapis_com:user_${replace(google_logging_metric.daily_counts["delivered"].name, "-", "_")}_sum"
+    daily_read      = "logging_googleapis_com:user_${replace(google_logging_metric.daily_counts["read"].name, "-", "_")}_sum"
   }
 
   watermark_lag_threshold_s = var.watermark_lag_alert_hours * 3600
@@ -386,14 +389,19 @@ resource "google_logging_metric" "webhook_events" {
   }
 }
 
-# Sent records the agent backend posted (newly stored), per agent: a
-# distribution of the "stored" count of each /agent-messages line that names
-# its agent in agent_id.
-resource "google_logging_metric" "sent_records" {
+# The refresh's "daily metrics" line: one per agent and day it wrote, with
+# that day's sent, delivered and read (the same numbers as daily_metrics:
+# receipts of that day's messages, deduplicated, under the 8-day rule).
+# Only yesterday's line of a closed run (age_days 1, partial false): each
+# agent's day is then seen once, always at the same age, so days compare
+# with each other although receipts keep arriving for 8 days.
+resource "google_logging_metric" "daily_counts" {
+  for_each = toset(["sent", "delivered", "read"])
+
   project     = var.project_id
-  name        = "${var.name_prefix}-sent-records"
-  description = "Sent records stored from /agent-messages, per agent"
-  filter      = "${local.ingest_lines} AND jsonPayload.route=\"agent-messages\" AND jsonPayload.outcome=\"stored\" AND jsonPayload.agent_id:*"
+  name        = "${var.name_prefix}-daily-${each.key}"
+  description = "Yesterday's ${each.key} per agent, from the morning refresh's daily metrics lines"
+  filter      = "${local.refresh_logs} AND jsonPayload.message=\"daily metrics\" AND jsonPayload.age_days=1 AND jsonPayload.partial=false"
 
   metric_descriptor {
     metric_kind = "DELTA"
@@ -406,7 +414,7 @@ resource "google_logging_metric" "sent_records" {
     }
   }
 
-  value_extractor = "EXTRACT(jsonPayload.stored)"
+  value_extractor = "EXTRACT(jsonPayload.${each.key})"
   label_extractors = {
     agent_id = "EXTRACT(jsonPayload.agent_id)"
   }
@@ -421,22 +429,23 @@ resource "google_logging_metric" "sent_records" {
 }
 
 locals {
-  # Per agent, over the last day and over the 7 days before it: receipts of
-  # a kind, and sent records.
+  # Per agent: yesterday's counts (logged by the last morning run), and the
+  # 7 days before, each as it stood at age 1.
   events_selector = "monitored_resource=\"cloud_run_revision\",service_name=\"${local.service_names["ingest"]}\""
-  delivered_1d    = "sum by (agent_id) (increase(${local.promql.webhook_events}{${local.events_selector},kind=\"DELIVERED\"}[1d]))"
-  delivered_7d    = "sum by (agent_id) (increase(${local.promql.webhook_events}{${local.events_selector},kind=\"DELIVERED\"}[7d] offset 1d))"
-  read_1d         = "sum by (agent_id) (increase(${local.promql.webhook_events}{${local.events_selector},kind=\"READ\"}[1d]))"
-  read_7d         = "sum by (agent_id) (increase(${local.promql.webhook_events}{${local.events_selector},kind=\"READ\"}[7d] offset 1d))"
-  sent_1d         = "sum by (agent_id) (increase(${local.promql.sent_records}{${local.events_selector}}[1d]))"
-  sent_7d         = "sum by (agent_id) (increase(${local.promql.sent_records}{${local.events_selector}}[7d] offset 1d))"
+  sent_1d         = "sum by (agent_id) (increase(${local.promql.daily_sent}[1d]))"
+  sent_7d         = "sum by (agent_id) (increase(${local.promql.daily_sent}[7d] offset 1d))"
+  delivered_1d    = "sum by (agent_id) (increase(${local.promql.daily_delivered}[1d]))"
+  delivered_7d    = "sum by (agent_id) (increase(${local.promql.daily_delivered}[7d] offset 1d))"
+  read_1d         = "sum by (agent_id) (increase(${local.promql.daily_read}[1d]))"
+  read_7d         = "sum by (agent_id) (increase(${local.promql.daily_read}[7d] offset 1d))"
 
-  # Fires per agent while its last 24 hours' rate is below rate_drop_ratio
-  # times its rate over the 7 days before, and the last 24 hours had enough
-  # messages for a rate to mean something.
+  # Fires per agent while yesterday's rate (delivered or read, over sent, as
+  # daily_metrics' rates) is below rate_drop_ratio times the rate of the 7
+  # days before, and yesterday had enough messages for a rate to mean
+  # something. A rerun that logs a day twice doubles both sides of a ratio.
   rate_drop_queries = {
     delivery = "(${local.delivered_1d} / ${local.sent_1d}) < ${var.rate_drop_ratio} * (${local.delivered_7d} / ${local.sent_7d}) and ${local.sent_1d} >= ${var.rate_min_daily_messages}"
-    read     = "(${local.read_1d} / ${local.delivered_1d}) < ${var.rate_drop_ratio} * (${local.read_7d} / ${local.delivered_7d}) and ${local.delivered_1d} >= ${var.rate_min_daily_messages}"
+    read     = "(${local.read_1d} / ${local.sent_1d}) < ${var.rate_drop_ratio} * (${local.read_7d} / ${local.sent_7d}) and ${local.sent_1d} >= ${var.rate_min_daily_messages}"
   }
 
   # Agents whose past 7 days average at least silence_min_expected_events
@@ -444,9 +453,10 @@ locals {
   silence_windows_per_week = 168 / var.silence_hours
   silence_query            = "(sum by (agent_id) (increase(${local.promql.webhook_events}{${local.events_selector}}[7d])) / ${local.silence_windows_per_week}) >= ${var.silence_min_expected_events} unless sum by (agent_id) (increase(${local.promql.webhook_events}{${local.events_selector}}[${var.silence_hours}h])) > 0"
 
+  rate_drop_why = "Read from the refresh's daily numbers rather than from ingest's receipts as they arrive: a day's rate is then the share of that day's messages (receipts for earlier sends do not count, a burst of sending does not dilute it), sent records posted without one agent_id still count, and it is the number the Analytics page and daily_metrics show. The price: it arrives after the morning refresh, once a day."
   rate_drop_docs = {
-    delivery = "The share of an agent's sent messages that RBM reports DELIVERED over the last 24 hours is below ${var.rate_drop_ratio * 100}% of that share over the 7 days before (the incident names the agent). Usual causes: the agent sends to many numbers that cannot receive RCS (a new list, a new country, a carrier outage), the agent was suspended or its launch changed, or receipts stopped arriving (webhook or relay broken: check the other alerts). What to do: compare sent and delivered per day in the daily_metrics view or the Analytics page, look at the agent's status in the RBM Developer Console, and check with whoever changed the campaign or the audience."
-    read     = "The share of an agent's delivered messages that were read over the last 24 hours is below ${var.rate_drop_ratio * 100}% of that share over the 7 days before (the incident names the agent). Usual causes: a message or campaign users ignore, sending at a bad hour, or READ receipts no longer arriving (users can switch read receipts off; a webhook or relay fault shows in the other alerts). What to do: compare read rates per day and per campaign in the Analytics page or the views, and review what changed in the last day's messages."
+    delivery = "Yesterday's delivery rate of an agent (delivered / sent of the messages sent yesterday, as the morning refresh computed it) is below ${var.rate_drop_ratio * 100}% of its rate over the 7 days before, each day taken at the same age (the incident names the agent). ${local.rate_drop_why} Usual causes: the agent sends to many numbers that cannot receive RCS (a new list, a new country, a carrier outage), the agent was suspended or its launch changed, or receipts stopped arriving (webhook or relay broken: check the other alerts). What to do: compare sent and delivered per day in agent_daily or the Analytics page, look at the agent's status in the RBM Developer Console, and check with whoever changed the campaign or the audience."
+    read     = "Yesterday's read rate of an agent (read / sent of the messages sent yesterday, as the morning refresh computed it) is below ${var.rate_drop_ratio * 100}% of its rate over the 7 days before, each day taken at the same age (the incident names the agent). ${local.rate_drop_why} Usual causes: a message or campaign users ignore, sending at a bad hour, or READ receipts no longer arriving (users can switch read receipts off; a webhook or relay fault shows in the other alerts). What to do: compare read rates per day in agent_daily or the Analytics page, and review what changed in yesterday's messages."
   }
 }
 

@@ -147,7 +147,7 @@ def render(text: str, config: Config, known: dict[str, str] | None = None) -> st
 
     Enough of Terraform's expression language for the alert filters and
     queries: ``var.X``, ``local.X`` (with ``.key`` or ``["key"]`` indexing),
-    a resource's ``.name``, ``replace(x, "a", "b")`` and arithmetic on
+    a resource's ``.name`` (one of a for_each by ``["key"]``), ``replace(x, "a", "b")`` and arithmetic on
     numbers. ``known`` supplies values of other expressions verbatim (e.g.
     ``local.service_names["ingest"]``). Anything else raises, so a test
     never silently compares an unevaluated expression.
@@ -163,6 +163,10 @@ def render(text: str, config: Config, known: dict[str, str] | None = None) -> st
         if m := re.fullmatch(r"var\.(\w+)", expr):
             default = config.default(m.group(1))
             return _number(default) if isinstance(default, (int, float)) else str(default)
+        m = re.fullmatch(r'(\w+)\.(\w+)\["(\w+)"\]\.name', expr)
+        if m and (m.group(1), m.group(2)) in config.resources:
+            name = config.resource(m.group(1), m.group(2))["name"]
+            return render(name.replace("${each.key}", m.group(3)), config, known)
         m = re.fullmatch(r"(\w+)\.(\w+)\.name", expr)
         if m and (m.group(1), m.group(2)) in config.resources:
             return render(config.resource(m.group(1), m.group(2))["name"], config, known)

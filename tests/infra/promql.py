@@ -105,7 +105,9 @@ class _Parser:
             self.pos += 1
             self.take("op", "(")
             metric = self.take("word")
-            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', self.take("sel")))
+            # A bare metric name selects every series of it.
+            selector = self.take("sel") if self.peek()[0] == "sel" else ""
+            labels = frozenset(re.findall(r'(\w+)="([^"]*)"', selector))
             window = self.take("range")[1:-1]
             offset = "0"
             if self.peek() == ("word", "offset"):

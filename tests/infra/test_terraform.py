@@ -887,7 +887,7 @@ def test_auth_failure_alert_counts_401_and_403_at_ingest(tf: hcl.Config) -> None
     assert condition["aggregations"][0]["per_series_aligner"] == "ALIGN_DELTA"
 
 
-def test_business_metrics_read_ingests_log_line(tf: hcl.Config) -> None:
+def test_business_metrics_read_ingests_and_the_refreshs_log_lines(tf: hcl.Config) -> None:
     events = tf.resource("google_logging_metric", "webhook_events")
     assert _render(tf, events["filter"]).endswith(
         ' AND jsonPayload.message="ingest request"'
@@ -897,30 +897,36 @@ def test_business_metrics_read_ingests_log_line(tf: hcl.Config) -> None:
     assert events["label_extractors"] == {
         "agent_id": "EXTRACT(jsonPayload.agent_id)", "kind": "EXTRACT(jsonPayload.kind)",
     }  # fmt: skip
-    sent = tf.resource("google_logging_metric", "sent_records")
-    assert _render(tf, sent["filter"]).endswith(
-        ' AND jsonPayload.route="agent-messages" AND jsonPayload.outcome="stored"'
-        " AND jsonPayload.agent_id:*"
-    )
-    assert sent["value_extractor"] == "EXTRACT(jsonPayload.stored)"
-    # The fields exist in ingest's line today (agent_id on agent-messages
-    # lines is asked of ingest: see the README's alerts section).
     routes = (REPO_ROOT / "functions" / "rbm_analytics" / "ingest" / "routes.py").read_text()
     for field in ('fields["agent_id"]', 'fields["kind"]', 'outcome="stored"'):
         assert field in routes, field
-    for route in ('"webhook"', '"pubsub"', '"agent-messages"'):
+    for route in ('"webhook"', '"pubsub"'):
         assert f"web.Route({route}" in routes, route
+    # The rates: yesterday's line of a closed refresh run, per agent; the
+    # fields are the refresh's (asserted in tests/integration/test_refresh_intraday.py).
+    daily = tf.resource("google_logging_metric", "daily_counts")
+    assert _literal_set(daily["for_each"]) == ["sent", "delivered", "read"]
+    assert _render(tf, daily["filter"]) == _render(tf, tf.locals["refresh_logs"]) + (
+        ' AND jsonPayload.message="daily metrics"'
+        " AND jsonPayload.age_days=1 AND jsonPayload.partial=false"
+    )
+    assert daily["value_extractor"] == "EXTRACT(jsonPayload.${each.key})"
+    assert daily["label_extractors"] == {"agent_id": "EXTRACT(jsonPayload.agent_id)"}
+    assert daily["metric_descriptor"][0]["value_type"] == "DISTRIBUTION"
+    refresh = (REPO_ROOT / "functions" / "rbm_analytics" / "refresh" / "routes.py").read_text()
+    for field in ('"daily metrics"', "agent_id=", "sent=", "delivered=", "read=",
+                  "partial=", "age_days="):  # fmt: skip
+        assert field in refresh, field
     # PromQL names: the first "/" to ":", other invalid characters to "_".
-    assert _render(tf, tf.locals["promql"]["webhook_events"]) == (
-        "logging_googleapis_com:user_rbm_analytics_webhook_events"
-    )
-    assert _render(tf, tf.locals["promql"]["sent_records"]) == (
-        "logging_googleapis_com:user_rbm_analytics_sent_records_sum"
-    )
+    assert _render(tf, tf.locals["promql"]["webhook_events"]) == EVENTS
+    for count, name in (("sent", SENT), ("delivered", DELIVERED), ("read", READ)):
+        assert _render(tf, tf.locals["promql"][f"daily_{count}"]) == name
 
 
 EVENTS = "logging_googleapis_com:user_rbm_analytics_webhook_events"
-SENT = "logging_googleapis_com:user_rbm_analytics_sent_records_sum"
+SENT = "logging_googleapis_com:user_rbm_analytics_daily_sent_sum"
+DELIVERED = "logging_googleapis_com:user_rbm_analytics_daily_delivered_sum"
+READ = "logging_googleapis_com:user_rbm_analytics_daily_read_sum"
 INGEST = {("monitored_resource", "cloud_run_revision"), ("service_name", "rbm-analytics-ingest")}
 
 
@@ -929,17 +935,21 @@ def _series(metric: str, kind: str | None, window: str, offset: str = "0") -> tu
     return (metric, frozenset(labels), window, offset)
 
 
+def _daily(metric: str, window: str, offset: str = "0") -> tuple[Any, ...]:
+    return (metric, frozenset(), window, offset)
+
+
 def _rates(agents: dict[str, tuple[int, int, int, int, int, int]]) -> dict[tuple[Any, ...], Any]:
-    """Per agent: sent, delivered, read over the last day, then over the 7 days before."""
+    """Per agent: sent, delivered, read yesterday, then over the 7 days before."""
     data: dict[tuple[Any, ...], dict[str, float]] = {}
     for agent, (s1, d1, r1, s7, d7, r7) in agents.items():
         for key, value in (
-            (_series(SENT, None, "1d"), s1),
-            (_series(EVENTS, "DELIVERED", "1d"), d1),
-            (_series(EVENTS, "READ", "1d"), r1),
-            (_series(SENT, None, "7d", "1d"), s7),
-            (_series(EVENTS, "DELIVERED", "7d", "1d"), d7),
-            (_series(EVENTS, "READ", "7d", "1d"), r7),
+            (_daily(SENT, "1d"), s1),
+            (_daily(DELIVERED, "1d"), d1),
+            (_daily(READ, "1d"), r1),
+            (_daily(SENT, "7d", "1d"), s7),
+            (_daily(DELIVERED, "7d", "1d"), d7),
+            (_daily(READ, "7d", "1d"), r7),
         ):  # fmt: skip
             data.setdefault(key, {})[agent] = value
     return data
@@ -948,16 +958,17 @@ def _rates(agents: dict[str, tuple[int, int, int, int, int, int]]) -> dict[tuple
 def test_rate_drop_alerts_fire_for_the_agent_whose_rate_fell(tf: hcl.Config) -> None:
     queries = {k: _render(tf, v) for k, v in tf.locals["rate_drop_queries"].items()}
     data = _rates({
-        # sent, delivered, read today; the same over the 7 days before
-        "steady":        (1000, 900, 540, 7000, 6300, 3780),   # 90 %, 60 % both times
-        "reads_fell":    (1000, 900, 180, 7000, 6300, 3780),   # read 20 % vs 60 %
+        # sent, delivered, read yesterday; the same over the 7 days before
+        "steady":        (1000, 900, 540, 7000, 6300, 3780),   # 90 %, 54 % both times
+        "reads_fell":    (1000, 900, 180, 7000, 6300, 3780),   # read 18 % vs 54 %
         "delivery_fell": (1000, 300, 180, 7000, 6300, 3780),   # delivered 30 % vs 90 %
-        "slightly_less": (1000, 800, 450, 7000, 6300, 3780),   # 80 %, 56 %: within half
-        "tiny":          (50, 10, 1, 7000, 6300, 3780),        # too few messages today
+        "slightly_less": (1000, 800, 450, 7000, 6300, 3780),   # 80 %, 45 %: within half
+        "logged_twice":  (2000, 1800, 1080, 7000, 6300, 3780), # a rerun: same rates
+        "tiny":          (50, 10, 1, 7000, 6300, 3780),        # too few messages yesterday
         "new_agent":     (1000, 900, 100, 0, 0, 0),            # no past to compare with
     })  # fmt: skip
     assert set(promql.evaluate(queries["delivery"], data)) == {"delivery_fell"}
-    assert set(promql.evaluate(queries["read"], data)) == {"reads_fell"}
+    assert set(promql.evaluate(queries["read"], data)) == {"reads_fell", "delivery_fell"}
     for name in ("delivery", "read"):
         condition = tf.resource("google_monitoring_alert_policy", "rate_drop")["conditions"][0]
         promql_condition = condition["condition_prometheus_query_language"][0]
@@ -984,7 +995,7 @@ def test_each_business_query_names_only_metrics_defined_here(tf: hcl.Config) -> 
     for query in queries:
         rendered = _render(tf, query)
         names = set(re.findall(r"logging_googleapis_com:user_\w+", rendered))
-        assert names <= {EVENTS, SENT}, names
+        assert names <= {EVENTS, SENT, DELIVERED, READ}, names
         assert rendered.count("(") == rendered.count(")")
 
 
