@@ -147,10 +147,11 @@ def render(text: str, config: Config, known: dict[str, str] | None = None) -> st
 
     Enough of Terraform's expression language for the alert filters and
     queries: ``var.X``, ``local.X`` (with ``.key`` or ``["key"]`` indexing),
-    a resource's ``.name`` (one of a for_each by ``["key"]``), ``replace(x, "a", "b")`` and arithmetic on
-    numbers. ``known`` supplies values of other expressions verbatim (e.g.
-    ``local.service_names["ingest"]``). Anything else raises, so a test
-    never silently compares an unevaluated expression.
+    a resource's ``.name`` (one of a for_each by ``["key"]``),
+    ``replace(x, "a", "b")`` and arithmetic on numbers. ``known`` supplies
+    values of other expressions verbatim (e.g. ``local.service_names["ingest"]``).
+    Anything else raises, so a test never silently compares an unevaluated
+    expression.
     """
     known = known or {}
 
