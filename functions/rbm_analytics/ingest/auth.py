@@ -71,7 +71,8 @@ def verify_signature(data: bytes, signature: str | None, tokens: tuple[Credentia
         raise Unauthorized("X-Goog-Signature is not valid base64") from None
 
     def matches(token: Credential) -> bool:
-        expected = hmac.new(token.secret.encode(), data, hashlib.sha512).digest()
+        # hmac.digest: OpenSSL's one-shot HMAC, a third cheaper than hmac.new().
+        expected = hmac.digest(token.secret.encode(), data, "sha512")
         return hmac.compare_digest(provided, expected)
 
     grant = _grant(tokens, matches, "client token")

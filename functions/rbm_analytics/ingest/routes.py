@@ -199,17 +199,18 @@ def _kind(record: Receipt | UserMessage | UserEvent) -> str:
 
 def _stored(counts: WriteCounts, fields: dict[str, Any]) -> Response:
     fields.update(outcome="stored", stored=counts.stored, duplicate=counts.duplicate)
-    body = {"stored": counts.stored, "duplicate": counts.duplicate}
-    if counts.conflicts:
-        # Another agent's message: acknowledged (RBM would redeliver it for 7
-        # days) but not stored; a WARNING so it is seen.
-        body["conflict"] = counts.conflict
-        fields.update(
-            outcome="conflict",
-            conflict=counts.conflict,
-            message_ids=list(counts.conflicts[:10]),
-            severity="WARNING",
-        )
+    if not counts.conflicts:
+        # The same bytes json.dumps writes, without an encoder: every webhook answers this.
+        return Response(200, b'{"stored": %d, "duplicate": %d}' % (counts.stored, counts.duplicate))
+    # Another agent's message: acknowledged (RBM would redeliver it for 7
+    # days) but not stored; a WARNING so it is seen.
+    fields.update(
+        outcome="conflict",
+        conflict=counts.conflict,
+        message_ids=list(counts.conflicts[:10]),
+        severity="WARNING",
+    )
+    body = {"stored": counts.stored, "duplicate": counts.duplicate, "conflict": counts.conflict}
     return json_response(200, body)
 
 

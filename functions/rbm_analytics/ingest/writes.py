@@ -148,7 +148,7 @@ class Committer:
         for t in doc.transforms:
             _add_transform(pb, t)
         if doc.create:
-            pb.current_document.CopyFrom(_Precondition(exists=False))
+            pb.current_document.exists = False  # sets the oneof, as a message would
         else:
             pb.update_mask.field_paths.extend(doc.fields)
             if doc.update_time is not None:
