@@ -127,12 +127,15 @@ class MirrorBatch:
     rows: int = 0
     min_date: date | None = None
     max_date: date | None = None
+    # Every partition date among the rows: the MERGE touches exactly these.
+    dates: set[date] = field(default_factory=set)
 
     def add(self, row: Row, row_date: date) -> None:
         self.file.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
         self.rows += 1
         self.min_date = row_date if self.min_date is None else min(self.min_date, row_date)
         self.max_date = row_date if self.max_date is None else max(self.max_date, row_date)
+        self.dates.add(row_date)
 
 
 @dataclass

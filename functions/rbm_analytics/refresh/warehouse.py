@@ -10,6 +10,7 @@ thing formatted into the text is the table path, from validated settings.
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -80,8 +81,30 @@ class RunRecord:
     error: str | None
 
 
+Parameter = bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter
+
+# A typed stand-in for an absent value: BigQuery does not accept NULL query
+# parameters, so an optional value travels as (placeholder, has_<name> = false).
+_PLACEHOLDER: dict[str, Any] = {"DATE": date(1970, 1, 1), "INT64": 0, "STRING": ""}
+
+
 def _param(name: str, type_: str, value: Any) -> bigquery.ScalarQueryParameter:
+    if value is None:
+        raise ValueError(f"query parameter {name} is None: BigQuery does not allow NULL")
     return bigquery.ScalarQueryParameter(name, type_, value)
+
+
+def _optional(name: str, type_: str, value: Any) -> list[bigquery.ScalarQueryParameter]:
+    """``@name`` and ``@has_name``: never a NULL parameter, the SQL writes NULL itself."""
+    return [
+        _param(name, type_, _PLACEHOLDER[type_] if value is None else value),
+        _param(f"has_{name}", "BOOL", value is not None),
+    ]
+
+
+def merge_parameters(batch: MirrorBatch) -> list[bigquery.ArrayQueryParameter]:
+    """The MERGE's one parameter: the staged rows' partition dates, sorted."""
+    return [bigquery.ArrayQueryParameter("dates", "DATE", sorted(batch.dates))]
 
 
 class Warehouse:
@@ -101,7 +124,11 @@ class Warehouse:
             ensure_tables(self._client, self._project, self._dataset, self._location)
             _ENSURED.add(key)
 
-    def _query(self, text: str, params: list[bigquery.ScalarQueryParameter]) -> Any:
+    def _query(
+        self,
+        text: str,
+        params: Sequence[bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter],
+    ) -> Any:
         config = bigquery.QueryJobConfig(query_parameters=params)
         return self._client.query(text, job_config=config).result()
 
@@ -131,10 +158,7 @@ class Warehouse:
                 job.result()
             self._query(
                 sql(MERGES[batch.table], self.path, staging=staging_name),
-                [
-                    _param("min_date", "DATE", batch.min_date),
-                    _param("max_date", "DATE", batch.max_date),
-                ],
+                merge_parameters(batch),
             )
         finally:
             self._client.delete_table(staging, not_found_ok=True)
@@ -180,11 +204,11 @@ class Warehouse:
                 _param("run_id", "STRING", run.run_id),
                 _param("started_at", "TIMESTAMP", run.started_at),
                 _param("finished_at", "TIMESTAMP", run.finished_at),
-                _param("first_date", "DATE", run.first_date),
-                _param("last_date", "DATE", run.last_date),
-                _param("documents_read", "INT64", run.documents_read),
-                _param("rows_written", "INT64", run.rows_written),
+                *_optional("first_date", "DATE", run.first_date),
+                *_optional("last_date", "DATE", run.last_date),
+                *_optional("documents_read", "INT64", run.documents_read),
+                *_optional("rows_written", "INT64", run.rows_written),
                 _param("status", "STRING", run.status),
-                _param("error", "STRING", run.error),
+                _param("error", "STRING", run.error or ""),
             ],
         )

@@ -18,11 +18,14 @@
 -- before TIMESTAMP_ADD(TIMESTAMP(D), INTERVAL @window_days DAY), i.e.
 -- D + W days 00:00:00 UTC (timeutil.cutoff is the Python twin).
 --
--- Scans stay inside partition ranges:
---   agent_messages  sent_date  in [start - lookback, end + W - 1]
---   user_messages   event_date in [start - lookback, end + W - 1]
---   user_events     event_date in [start, end]
--- (the lookback finds a user message's previous message; the days after
+-- Scans stay inside partition ranges, each table once per statement:
+--   read_to_reply   agent_messages sent_date  in [start, end]
+--                   user_messages  event_date in [start, end + W - 1]
+--   agent_response  agent_messages sent_date  in [start - lookback, end + W - 1]
+--                   user_messages  event_date in [start - lookback, end]
+--   daily_metrics   agent_messages, user_messages, user_events, response_samples
+--                   in [start, end]
+-- (the look-back finds a user message's previous message; the days after
 -- `end` hold replies and answers that still count before the cutoff).
 
 BEGIN TRANSACTION;
@@ -52,7 +55,9 @@ first_replies AS (
     AND u.user_key = r.user_key
     AND u.event_at >= r.read_at
     AND u.event_at < r.cutoff_at
-  WHERE u.event_date BETWEEN DATE_SUB(@start_date, INTERVAL @lookback_days DAY)
+  -- A reply follows its READ, which follows the message's send (all RBM's
+  -- clock): nothing before @start_date can be one.
+  WHERE u.event_date BETWEEN @start_date
     AND DATE_SUB(DATE_ADD(@end_date, INTERVAL @window_days DAY), INTERVAL 1 DAY)
   GROUP BY r.message_id, r.agent_id, r.sent_date, r.read_at
 )

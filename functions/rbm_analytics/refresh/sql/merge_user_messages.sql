@@ -1,19 +1,12 @@
--- Upsert changed user messages from a run's staging table into the mirror.
--- User messages are immutable: a document read again (the overlap margin,
--- a retried run) matches its row and changes nothing.
--- @min_date / @max_date: the staged rows' event_date range (partition filter).
+-- Add new user messages from a run's staging table to the mirror.
+-- A user message is written once and never changes, so this MERGE only
+-- inserts: a document read again (the overlap margin, a retried run) matches
+-- its row and nothing is rewritten. An insert-only MERGE is billed for what
+-- it reads: the message_id column of the @dates partitions.
+-- @dates: every event_date among the staged rows (exact partition pruning).
 MERGE `${dataset}.user_messages` AS t
 USING `${dataset}.${staging}` AS s
-ON t.message_id = s.message_id AND t.event_date BETWEEN @min_date AND @max_date
-WHEN MATCHED AND s.updated_at >= t.updated_at THEN UPDATE SET
-  agent_id = s.agent_id,
-  user_key = s.user_key,
-  event_at = s.event_at,
-  event_date = s.event_date,
-  kind = s.kind,
-  postback_data = s.postback_data,
-  mime_type = s.mime_type,
-  updated_at = s.updated_at
+ON t.message_id = s.message_id AND t.event_date IN UNNEST(@dates)
 WHEN NOT MATCHED THEN INSERT
   (message_id, agent_id, user_key, event_at, event_date, kind, postback_data, mime_type,
    updated_at)
