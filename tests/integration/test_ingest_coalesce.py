@@ -1,4 +1,5 @@
-"""Concurrent single-document writes share BatchWrite RPCs, each with its own outcome.
+"""Concurrent single-document writes share BatchWrite RPCs (reads: BatchGetDocuments),
+each with its own outcome.
 
 Against the Firestore emulator. The RPCs are observed (and, to make a shared
 RPC certain, held back) by wrapping the real send; every write is real.
@@ -17,9 +18,9 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.cloud import firestore
 from rbm_analytics.core.errors import ServiceUnavailable
-from rbm_analytics.ingest.coalesce import Outcome, WriteCoalescer
+from rbm_analytics.ingest.coalesce import Coalescer, Outcome
 from rbm_analytics.ingest.records import Receipt, UserMessage, WriteCounts
-from rbm_analytics.ingest.store import FirestoreStore
+from rbm_analytics.ingest.store import AGENT_MESSAGE_STATE, FirestoreStore
 from rbm_analytics.ingest.writes import Committer, DocWrite, Transform
 
 from tests.support import PROJECT
@@ -30,7 +31,7 @@ NO_RETRY = gretry.Retry(predicate=lambda exc: False, timeout=5)
 class Gate:
     """Wraps a coalescer's send: records each RPC's writes; can hold the first one."""
 
-    def __init__(self, coalescer: WriteCoalescer, hold_first: bool = False) -> None:
+    def __init__(self, coalescer: Coalescer, hold_first: bool = False) -> None:
         self.sizes: list[int] = []
         self.first_sent = threading.Event()
         self.release = threading.Event()
@@ -51,7 +52,7 @@ class Gate:
         coalescer._send = held
 
 
-def wait_pending(coalescer: WriteCoalescer, n: int) -> None:
+def wait_pending(coalescer: Coalescer, n: int) -> None:
     deadline = time.monotonic() + 10
     while len(coalescer._pending) < n:
         assert time.monotonic() < deadline, f"only {len(coalescer._pending)} writes queued"
@@ -63,7 +64,7 @@ def store(firestore_host: str) -> FirestoreStore:
     return FirestoreStore(firestore.Client(project=PROJECT), retention_days=90, deadline_s=5)
 
 
-def coalescer_of(store: FirestoreStore) -> WriteCoalescer:
+def coalescer_of(store: FirestoreStore) -> Coalescer:
     return store._committer._coalescer
 
 
@@ -95,6 +96,26 @@ def test_writes_waiting_together_share_one_rpc_and_each_gets_its_own_outcome(
     assert counts[1:] == [WriteCounts(stored=1)] * 9
     stored = {d.id for d in store._committer._client.collection("user_messages").stream()}
     assert stored == {"u100", *(f"u{i}" for i in range(10))}
+
+
+def test_reads_before_receipt_writes_share_one_rpc(store: FirestoreStore) -> None:
+    store.put(receipt("m3", 9_000))  # stored before: a later copy is a duplicate
+    reader = store._committer._reader(AGENT_MESSAGE_STATE)
+    reader._max_in_flight = 1
+    gate = Gate(reader, hold_first=True)
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(store.put, receipt("m0", 5_000))
+        assert gate.first_sent.wait(10)
+        later = [pool.submit(store.put, receipt(f"m{i}", 5_000)) for i in range(1, 6)]
+        wait_pending(reader, 5)
+        gate.release.set()
+        counts = [f.result(10) for f in later]
+        assert first.result(10) == WriteCounts(stored=1)
+    assert gate.sizes == [1, 5]  # the five waiting reads went out in one RPC
+    # m3 held 9,000: 5,000 is earlier, so it is stored too; each saw its own document.
+    assert counts == [WriteCounts(stored=1)] * 5
+    again = [store.put(receipt(f"m{i}", 5_000)) for i in range(6)]
+    assert again == [WriteCounts(duplicate=1)] * 6
 
 
 def test_two_writes_to_one_document_never_share_an_rpc(store: FirestoreStore) -> None:

@@ -1,4 +1,4 @@
-"""Concurrent single-document writes coalesced into shared ``BatchWrite`` RPCs.
+"""Concurrent single-document writes (and reads) coalesced into shared RPCs.
 
 One instance serves many webhook requests at once, each storing one
 document. Sent one Commit each, every event pays a whole RPC on both sides
@@ -40,7 +40,7 @@ MAX_BATCH = 500
 # (``make bench``: ingest.events_per_s_16_clients, _32_clients).
 MAX_IN_FLIGHT = 2
 
-# (status code, status message, WriteResult) per write, in request order.
+# (status code, status message, result) per item, in request order.
 Outcome = tuple[int, str, Any]
 Send = Callable[[Sequence[Any], float], Sequence[Outcome]]
 
@@ -66,12 +66,12 @@ def _error(code: int, message: str) -> gexc.GoogleAPICallError:
 
 
 class _Slot:
-    """One waiting write and, once answered, its result or error."""
+    """One waiting item and, once answered, its result or error."""
 
-    __slots__ = ("alone", "done", "error", "event", "lead", "name", "result", "sent", "write")
+    __slots__ = ("alone", "done", "error", "event", "item", "lead", "name", "result", "sent")
 
-    def __init__(self, write: Any, name: str, alone: bool) -> None:
-        self.write = write
+    def __init__(self, item: Any, name: str, alone: bool) -> None:
+        self.item = item
         self.name = name
         self.alone = alone
         self.event = threading.Event()
@@ -86,8 +86,9 @@ class _Isolate(Exception):
     """The shared RPC was refused as invalid: send this write on its own."""
 
 
-class WriteCoalescer:
-    """Sends single-document writes through ``send`` (one ``BatchWrite`` RPC)."""
+class Coalescer:
+    """Sends items concurrently submitted, each for one document, through
+    ``send`` (one RPC for many items; at most one item per document)."""
 
     def __init__(
         self, send: Send, *, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
@@ -99,18 +100,22 @@ class WriteCoalescer:
         self._pending: deque[_Slot] = deque()
         self._in_flight = 0
 
-    def write(self, write: Any, timeout: float) -> Any:
-        """Apply one ``Write`` protobuf; its ``WriteResult``, or the error of its status.
+    def submit(self, item: Any, name: str, timeout: float) -> Any:
+        """Send ``item`` (for document ``name``); its result, or the error of its status.
 
-        ``timeout`` bounds the RPC and the wait for one to take this write.
+        ``timeout`` bounds the RPC and the wait for one to take this item.
         """
         try:
-            return self._write(write, timeout, alone=False)
+            return self._submit(item, name, timeout, alone=False)
         except _Isolate:
-            return self._write(write, timeout, alone=True)
+            return self._submit(item, name, timeout, alone=True)
 
-    def _write(self, write: Any, timeout: float, *, alone: bool) -> Any:
-        slot = _Slot(write, write.update.name, alone)
+    def write(self, write: Any, timeout: float) -> Any:
+        """Apply one ``Write`` protobuf; its ``WriteResult``, or the error of its status."""
+        return self.submit(write, write.update.name, timeout)
+
+    def _submit(self, item: Any, name: str, timeout: float, *, alone: bool) -> Any:
+        slot = _Slot(item, name, alone)
         with self._lock:
             self._pending.append(slot)
             if self._in_flight < self._max_in_flight:
@@ -125,7 +130,7 @@ class WriteCoalescer:
                 with self._lock:
                     if not slot.sent and not slot.lead:
                         self._pending.remove(slot)
-                        raise _error(4, "no write RPC took this write in time")
+                        raise _error(4, "no RPC took this item in time")
                 # Sent (the RPC's own timeout bounds it) or just handed the lead.
                 continue
             slot.event.clear()
@@ -173,10 +178,10 @@ class WriteCoalescer:
 
     def _answer(self, batch: list[_Slot], timeout: float) -> None:
         for slot in batch:
-            # Until its status says otherwise, a write has not succeeded.
-            slot.error = _error(2, "the write RPC gave no answer for this write")
+            # Until its status says otherwise, an item has not succeeded.
+            slot.error = _error(2, "the RPC gave no answer for this item")
         try:
-            outcomes = self._send([s.write for s in batch], timeout)
+            outcomes = self._send([s.item for s in batch], timeout)
         except gexc.InvalidArgument as exc:
             for slot in batch:
                 slot.error = _Isolate() if len(batch) > 1 else exc

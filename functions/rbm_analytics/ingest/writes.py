@@ -6,9 +6,10 @@ webhook event — more than everything else ingest does together. Building the
 same ``Write`` messages with the raw protobuf classes costs about 20 µs
 (``make bench``: ingest.handler_cpu_per_event). The RPC itself is the
 client's own Commit call, with the client's channel, metadata and emulator
-handling; a single-document write goes through ``coalesce.WriteCoalescer``
+handling; a single-document write goes through a ``coalesce.Coalescer``
 instead, which shares ``BatchWrite`` RPCs between concurrent requests while
-each still waits for its own write's status.
+each still waits for its own write's status (single-document reads share
+``BatchGetDocuments`` RPCs the same way).
 
 A write here is a merge (``set(..., merge=True)``: the named fields are
 replaced, the rest kept) or a create (fails with ``AlreadyExists`` when the
@@ -22,6 +23,7 @@ in one BatchGetDocuments call.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +34,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.types import common, document, write
 from google.cloud.firestore_v1.types import firestore as firestore_types
 
-from rbm_analytics.ingest.coalesce import Outcome, WriteCoalescer
+from rbm_analytics.ingest.coalesce import Coalescer, Outcome
 
 _Write = write.Write.pb()
 _FieldTransform = write.DocumentTransform.FieldTransform.pb()
@@ -137,7 +139,10 @@ class Committer:
     def __init__(self, client: firestore.Client) -> None:
         self._client = client
         self._documents = f"{client._database_string}/documents"
-        self._coalescer = WriteCoalescer(self._batch_write)
+        self._coalescer = Coalescer(self._batch_write)
+        # One read coalescer per field mask (a BatchGetDocuments has one mask).
+        self._readers: dict[tuple[str, ...], Coalescer] = {}
+        self._readers_lock = threading.Lock()
 
     def encode(self, doc: DocWrite) -> Any:
         pb = _Write()
@@ -163,11 +168,41 @@ class Committer:
         retry: gretry.Retry,
         timeout: float,
     ) -> dict[str, Snapshot]:
-        """The named fields of each existing document, by id; missing ones are left out."""
+        """The named fields of each existing document, by id; missing ones are left out.
+
+        One document is read in a ``BatchGetDocuments`` shared with concurrent reads.
+        """
         prefix = f"{self._documents}/{collection}/"
+        names = [prefix + i for i in doc_ids]
+        if len(names) == 1:
+            mask = tuple(field_paths)
+            snap = retry(self._reader(mask).submit)(names[0], names[0], timeout)
+            return {} if snap is None else {names[0][len(prefix) :]: snap}
+        found = self._batch_get(names, field_paths, retry, timeout)
+        return {name[len(prefix) :]: snap for name, snap in found.items()}
+
+    def _reader(self, mask: tuple[str, ...]) -> Coalescer:
+        with self._readers_lock:
+            reader = self._readers.get(mask)
+            if reader is None:
+
+                def send(names: Sequence[Any], timeout: float) -> list[Outcome]:
+                    found = self._batch_get(names, mask, None, timeout)
+                    return [(0, "", found.get(name)) for name in names]
+
+                reader = self._readers[mask] = Coalescer(send)
+            return reader
+
+    def _batch_get(
+        self,
+        names: Sequence[str],
+        field_paths: Sequence[str],
+        retry: gretry.Retry | None,
+        timeout: float,
+    ) -> dict[str, Snapshot]:
         raw = _BatchGetRequest.pb()(
             database=self._client._database_string,
-            documents=[prefix + i for i in doc_ids],
+            documents=names,
             mask=_DocumentMask(field_paths=field_paths),
         )
         stream = self._client._firestore_api.batch_get_documents(
@@ -182,7 +217,7 @@ class Committer:
             if pb.HasField("found"):
                 found = pb.found
                 fields = {k: _decode(v) for k, v in found.fields.items()}
-                out[found.name[len(prefix) :]] = Snapshot(fields, found.update_time)
+                out[found.name] = Snapshot(fields, found.update_time)
         return out
 
     def commit(self, docs: Sequence[DocWrite], retry: gretry.Retry, timeout: float) -> list[Any]:
