@@ -13,9 +13,9 @@ from pathlib import Path
 
 from rbm_analytics.core.timeutil import now_us
 from rbm_analytics_dev.local import emulators
-from rbm_analytics_dev.local.sender import Sender, Target
+from rbm_analytics_dev.local.sender import Sender
 from rbm_analytics_dev.local.simulate import PlanConfig, plan_backfill
-from rbm_analytics_dev.local.stack import DEFAULT_PORTS, LOCAL_AGENT_KEY, LOCAL_CLIENT_TOKEN
+from rbm_analytics_dev.local.stack import DEFAULT_PORTS, local_target
 
 from .harness import measurement, note
 
@@ -70,9 +70,7 @@ def run(smoke: bool) -> None:
             plan = plan_backfill(
                 PlanConfig(agents=agents, users=users, days=days, end_us=now_us(), seed=42)
             )
-            target = Target(
-                f"http://127.0.0.1:{serve.ports['ingest']}", LOCAL_CLIENT_TOKEN, LOCAL_AGENT_KEY
-            )
+            target = local_target(f"http://127.0.0.1:{serve.ports['ingest']}")
             # Same run, same stack: a tenth warms ingest's clients up (not
             # measured), the next fifth goes one request at a time (the
             # baseline), the rest on 16 keep-alive connections.

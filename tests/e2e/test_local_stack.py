@@ -33,7 +33,7 @@ import pytest
 from rbm_analytics.core.timeutil import datetime_to_us, today_utc, utc_date
 from rbm_analytics_dev.local import emulators
 from rbm_analytics_dev.local.bot import Delivery, read_record
-from rbm_analytics_dev.local.sender import Sender, SendReport, Target
+from rbm_analytics_dev.local.sender import Sender, SendReport
 from rbm_analytics_dev.local.simulate import (
     COUNT_COLUMNS,
     DURATION_COLUMNS,
@@ -44,12 +44,7 @@ from rbm_analytics_dev.local.simulate import (
     agent_ids,
     plan_backfill,
 )
-from rbm_analytics_dev.local.stack import (
-    LOCAL_AGENT_KEY,
-    LOCAL_CLIENT_TOKEN,
-    LOCAL_DATASET,
-    LOCAL_FORWARD_TIMEOUT_S,
-)
+from rbm_analytics_dev.local.stack import LOCAL_DATASET, LOCAL_FORWARD_TIMEOUT_S, local_target
 
 from tests.e2e.stack_support import (
     ServeProcess,
@@ -197,7 +192,7 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
         # A fixed clock: the plan ends at today's midnight UTC, so one seed is
         # one set of traffic whatever the hour the test runs at.
         plan = plan_backfill(PlanConfig(agents=2, users=20, days=3, end_us=midnight, seed=SEED))
-        target = Target(serve.url("ingest"), LOCAL_CLIENT_TOKEN, LOCAL_AGENT_KEY)
+        target = local_target(serve.url("ingest"))
         sender = RecordingSender(target, concurrency=4)
         outage = stop_bot_for_a_while(serve, sender, after=len(plan.requests) // 3)
         report = sender.run(plan.requests)

@@ -194,3 +194,16 @@ def test_push_tokens() -> None:
         assert info.value.status == 401
     with pytest.raises(ConfigError, match="PUBSUB_PUSH_TOKENS is not set"):
         auth.verify_push_token(KEY_A, ())
+
+
+def test_the_local_stack_binds_each_demo_agent_to_one_tenant() -> None:
+    from rbm_analytics_dev.local.simulate import AGENT_NAMES
+    from rbm_analytics_dev.local.stack import StackConfig
+
+    settings = Settings.from_env(StackConfig().function_env())  # the functions' own checks
+    for creds in (settings.rbm_client_tokens, settings.agent_api_keys):
+        assert all(c.agents for c in creds)  # every entry is bound
+        for agent in AGENT_NAMES:
+            assert sum(c.allows(agent) for c in creds) == 1
+    first, second = settings.rbm_client_tokens
+    assert not first.allows(AGENT_NAMES[1]) and not second.allows(AGENT_NAMES[0])

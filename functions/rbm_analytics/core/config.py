@@ -68,12 +68,15 @@ class Credential:
 
 
 def _credentials(env: Mapping[str, str], name: str, min_chars: int = 1) -> tuple[Credential, ...]:
-    """Parse ``SECRET`` / ``SECRET:agentA|agentB`` entries, comma-separated.
+    return parse_credentials(env.get(name), name, min_chars)
 
-    Errors name the setting and the entry's position, never a secret.
-    """
+
+def parse_credentials(raw: str | None, name: str, min_chars: int = 1) -> tuple[Credential, ...]:
+    """Parse ``SECRET`` / ``SECRET:agentA|agentB`` entries, comma-separated, as
+    setting ``name`` holds them (a ConfigError names the setting and the entry's
+    position, never a secret)."""
     out = []
-    for i, entry in enumerate(_csv(env.get(name)), start=1):
+    for i, entry in enumerate(_csv(raw), start=1):
         secret, bound, agent_list = entry.partition(":")
         secret = secret.strip()
         if not secret:

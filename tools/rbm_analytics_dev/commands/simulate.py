@@ -20,7 +20,7 @@ from rbm_analytics_dev.local.simulate import (
     plan_backfill,
     truth_of,
 )
-from rbm_analytics_dev.local.stack import DEFAULT_PORTS, LOCAL_AGENT_KEY, LOCAL_CLIENT_TOKEN
+from rbm_analytics_dev.local.stack import DEFAULT_PORTS, LOCAL_AGENT_KEYS, LOCAL_CLIENT_TOKENS
 
 US = 1_000_000
 
@@ -75,14 +75,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     target.add_argument(
         "--client-token",
         metavar="TOKEN",
-        default=env.get("RBM_CLIENT_TOKEN", LOCAL_CLIENT_TOKEN),
-        help="RBM client token that signs webhook requests",
+        default=env.get("RBM_CLIENT_TOKEN", LOCAL_CLIENT_TOKENS),
+        help="RBM client token that signs webhook requests; or, where tokens are bound to "
+        "agents, entries as in RBM_CLIENT_TOKENS (TOKEN:agentA|agentB,...): each agent's "
+        "events are signed with its own (default: the local stack's)",
     )
     target.add_argument(
         "--api-key",
         metavar="KEY",
-        default=env.get("RBM_AGENT_API_KEY", LOCAL_AGENT_KEY),
-        help="API key for /agent-messages",
+        default=env.get("RBM_AGENT_API_KEY", LOCAL_AGENT_KEYS),
+        help="API key for /agent-messages; or entries as in AGENT_API_KEYS "
+        "(KEY:agentA|agentB,...): each agent's batches carry its own key",
     )
     shape = p.add_argument_group("traffic")
     shape.add_argument(
@@ -196,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args, end_us, seed)
     try:
         target = Target(args.url, args.client_token, args.api_key)
+        target.check_agents(config.agent_ids())
     except SendError as exc:
         raise BadRequest(str(exc)) from None
 

@@ -6,7 +6,7 @@ and records what it got, so tests and the local stack can check that every
 event reached it byte for byte. It answers 200 to a verified delivery and 401
 to anything else, as a bot should.
 
-    python -m rbm_analytics_dev.local.bot --port 8070 --token local-client-token \\
+    python -m rbm_analytics_dev.local.bot --port 8070 --token local-client-token-acme \\
         --record .data/bot/received.jsonl
 
 ``GET /`` answers a JSON summary (deliveries, verified, distinct bodies).

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from rbm_analytics.core.config import Credential, parse_credentials
+from rbm_analytics.core.errors import ConfigError
 from rbm_analytics.core.timeutil import format_us, now_us
 from rbm_analytics.ingest.auth import sign
 
@@ -37,9 +39,34 @@ class SendError(RuntimeError):
     """The target cannot take traffic; the message says what to fix."""
 
 
+def _entries(raw: str, flag: str) -> tuple[Credential, ...]:
+    try:
+        entries = parse_credentials(raw, flag)
+    except ConfigError as exc:
+        raise SendError(exc.message) from None
+    if not entries:
+        raise SendError(f"{flag} is empty")
+    return entries
+
+
+def _secret_for(entries: tuple[Credential, ...], agent_id: str, flag: str) -> str:
+    bound = [c for c in entries if c.agents is not None and agent_id in c.agents]
+    unbound = [c for c in entries if c.agents is None]
+    for cred in bound or unbound:
+        return cred.secret
+    raise SendError(f"{flag} has no entry for agent {agent_id} (add SECRET:{agent_id})")
+
+
 @dataclass(frozen=True)
 class Target:
-    """An ingest deployment: its base URL and the secrets it was configured with."""
+    """An ingest deployment: its base URL and the secrets it was configured with.
+
+    ``client_token`` and ``api_key`` are either one secret, used for every
+    agent, or entries as ``RBM_CLIENT_TOKENS`` and ``AGENT_API_KEYS`` hold them
+    (``SECRET:agentA|agentB,SECRET``): each agent's traffic is then signed
+    with the token and sent with the key bound to it, as that agent's own
+    RBM registration and backend would; an unbound entry serves the rest.
+    """
 
     url: str
     client_token: str
@@ -49,6 +76,28 @@ class Target:
         parts = urllib.parse.urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SendError(f"--url must be an http:// or https:// URL, got {self.url!r}")
+        self.client_tokens()
+        self.api_keys()
+
+    def client_tokens(self) -> tuple[Credential, ...]:
+        return _entries(self.client_token, "--client-token")
+
+    def api_keys(self) -> tuple[Credential, ...]:
+        return _entries(self.api_key, "--api-key")
+
+    def token_for(self, agent_id: str) -> str:
+        """The client token that signs ``agent_id``'s webhook events."""
+        return _secret_for(self.client_tokens(), agent_id, "--client-token")
+
+    def key_for(self, agent_id: str) -> str:
+        """The API key that sends ``agent_id``'s sent records."""
+        return _secret_for(self.api_keys(), agent_id, "--api-key")
+
+    def check_agents(self, agent_ids: Iterable[str]) -> None:
+        """SendError naming the first agent no token or key is configured for."""
+        for agent in agent_ids:
+            self.token_for(agent)
+            self.key_for(agent)
 
     @property
     def webhook_url(self) -> str:
@@ -147,32 +196,36 @@ def preflight(target: Target, timeout_s: float = 10.0) -> None:
     """
     conn = _Connection(target.url, timeout_s)
     try:
-        hello = json.dumps({"clientToken": target.client_token, "secret": "simulate"}).encode()
-        status, body = conn.post(
-            _path(target.webhook_url), hello, {"Content-Type": "application/json"}
-        )
-        if status == 403:
-            raise SendError(
-                f"{target.webhook_url} does not know this client token; pass the one in "
-                "its RBM_CLIENT_TOKENS with --client-token"
+        for i, token in enumerate(c.secret for c in target.client_tokens()):
+            hello = json.dumps({"clientToken": token, "secret": "simulate"}).encode()
+            status, body = conn.post(
+                _path(target.webhook_url), hello, {"Content-Type": "application/json"}
             )
-        if status != 200 or body != b"simulate":
-            raise SendError(
-                f"{target.webhook_url} answered the webhook handshake with HTTP {status}; "
-                "is --url the ingest function's URL?"
+            if status == 403:
+                which = "this client token" if i == 0 else f"client token {i + 1}"
+                raise SendError(
+                    f"{target.webhook_url} does not know {which}; pass the ones in "
+                    "its RBM_CLIENT_TOKENS with --client-token"
+                )
+            if status != 200 or body != b"simulate":
+                raise SendError(
+                    f"{target.webhook_url} answered the webhook handshake with HTTP {status}; "
+                    "is --url the ingest function's URL?"
+                )
+        for i, key in enumerate(c.secret for c in target.api_keys()):
+            status, _ = conn.post(
+                _path(target.agent_messages_url),
+                b'{"agentMessages": []}',
+                {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
             )
-        status, _ = conn.post(
-            _path(target.agent_messages_url),
-            b'{"agentMessages": []}',
-            {"Content-Type": "application/json", "Authorization": f"Bearer {target.api_key}"},
-        )
-        if status == 401:
-            raise SendError(
-                f"{target.agent_messages_url} rejects the API key; pass one of its "
-                "AGENT_API_KEYS with --api-key"
-            )
-        if status != 400:
-            raise SendError(f"{target.agent_messages_url} answered HTTP {status} to a check")
+            if status == 401:
+                which = "the API key" if i == 0 else f"API key {i + 1}"
+                raise SendError(
+                    f"{target.agent_messages_url} rejects {which}; pass the ones in "
+                    "its AGENT_API_KEYS with --api-key"
+                )
+            if status != 400:
+                raise SendError(f"{target.agent_messages_url} answered HTTP {status} to a check")
     except (OSError, http.client.HTTPException) as exc:
         raise SendError(
             f"cannot reach {target.url} ({exc}); is the stack running ('make run' or "
@@ -391,13 +444,16 @@ class Sender:
                 c.close()
 
     def _encode(self, req: PlannedRequest) -> tuple[str, bytes, dict[str, str]]:
+        # One agent per request: a webhook event, or one agent backend's batch.
+        agent = req.deliveries[0].event.agent_id
         if req.route == "webhook":
             with self._lock:
                 self._seq += 1
                 seq = self._seq
-            body, headers = webhook_request(req.body_json(), self.target.client_token, seq)
+            token = self.target.token_for(agent)
+            body, headers = webhook_request(req.body_json(), token, seq)
             return _path(self.target.webhook_url), body, headers
-        body, headers = agent_messages_request(req.body_json(), self.target.api_key)
+        body, headers = agent_messages_request(req.body_json(), self.target.key_for(agent))
         return _path(self.target.agent_messages_url), body, headers
 
     def _send(self, conn: _Connection, req: PlannedRequest) -> None:

@@ -33,18 +33,35 @@ from datetime import time as dt_time
 from pathlib import Path
 from typing import TextIO
 
+from rbm_analytics.core.config import Settings
+from rbm_analytics.core.errors import ConfigError
 from rbm_analytics.core.timeutil import datetime_to_us, now_us, today_utc
 
 from rbm_analytics_dev.local import emulators
 from rbm_analytics_dev.local.cron import Cron, CronError
 from rbm_analytics_dev.local.emulators import ManagedProcess
 from rbm_analytics_dev.local.scheduler import LocalScheduler, RunResult
+from rbm_analytics_dev.local.sender import Target
+from rbm_analytics_dev.local.simulate import AGENT_NAMES
 
 LOCAL_PROJECT = "demo-rbm-local"  # "demo-" projects never reach real Google Cloud
 LOCAL_DATASET = "rbm_analytics"
-# Well-known secrets of the local stack only (printed in its banner).
-LOCAL_CLIENT_TOKEN = "local-client-token"  # noqa: S105
-LOCAL_AGENT_KEY = "local-agent-key-0123456789abcdef012"
+# Well-known secrets of the local stack only (printed in its banner). Two
+# tenants share the deployment, each with a client token and an API key bound
+# to its own agents: "acme" owns the first demo agent, "globex" the others the
+# simulator can name. A request signed or sent for the other tenant's agent
+# gets 403, exactly as in a shared deployment in the cloud.
+LOCAL_TENANTS: dict[str, tuple[str, ...]] = {
+    "acme": AGENT_NAMES[:1],
+    "globex": AGENT_NAMES[1:],
+}
+LOCAL_CLIENT_TOKENS = ",".join(
+    f"local-client-token-{t}:{'|'.join(agents)}" for t, agents in LOCAL_TENANTS.items()
+)
+LOCAL_AGENT_KEYS = ",".join(
+    f"local-api-key-{t}-{'0123456789abcdef' * 2}:{'|'.join(agents)}"
+    for t, agents in LOCAL_TENANTS.items()
+)
 LOCAL_PHONE_HASH_KEY = "local-phone-hash-key-0123456789abcdef"
 LOCAL_PUSH_TOKEN = "local-pubsub-token-0123456789abcdef"  # noqa: S105
 FUNCTIONS = ("ingest", "refresh", "export")
@@ -64,6 +81,11 @@ LOCAL_FORWARD_TIMEOUT_S = 3
 ENV_PREFIX = "RBM_LOCAL_"
 # Demo traffic seeded into empty storage: enough to make every chart move.
 DEMO_AGENTS, DEMO_USERS, DEMO_DAYS, DEMO_SEED = 3, 100, 14, 2026
+
+
+def local_target(url: str) -> Target:
+    """The local stack's ingest at ``url``, with every tenant's token and key."""
+    return Target(url, LOCAL_CLIENT_TOKENS, LOCAL_AGENT_KEYS)
 
 
 class StackError(RuntimeError):
@@ -119,8 +141,8 @@ class StackConfig:
             "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports['firestore']}",
             "BIGQUERY_EMULATOR_HOST": f"127.0.0.1:{self.ports['bigquery']}",
             "BQ_DATASET": self.dataset,
-            "RBM_CLIENT_TOKENS": LOCAL_CLIENT_TOKEN,
-            "AGENT_API_KEYS": LOCAL_AGENT_KEY,
+            "RBM_CLIENT_TOKENS": LOCAL_CLIENT_TOKENS,
+            "AGENT_API_KEYS": LOCAL_AGENT_KEYS,
             "PHONE_HASH_KEY": LOCAL_PHONE_HASH_KEY,
             "PUBSUB_PUSH_TOKENS": LOCAL_PUSH_TOKEN,
             "PYTHONUNBUFFERED": "1",
@@ -141,8 +163,8 @@ class StackConfig:
         env.update(
             CLOUD_SCHEDULER_EMULATOR_HOST=f"127.0.0.1:{self.ports['scheduler']}",
             RBM_INGEST_URL=self.url("ingest"),
-            RBM_CLIENT_TOKEN=LOCAL_CLIENT_TOKEN,
-            RBM_AGENT_API_KEY=LOCAL_AGENT_KEY,
+            RBM_CLIENT_TOKEN=LOCAL_CLIENT_TOKENS,
+            RBM_AGENT_API_KEY=LOCAL_AGENT_KEYS,
         )
         return env
 
@@ -220,6 +242,11 @@ class Stack:
         self.functions = defined_functions(cfg.source)
         if "ingest" not in self.functions:
             raise StackError(f"{cfg.source} defines no 'ingest' function")
+        try:
+            # The functions' own check of their settings, before anything starts.
+            Settings.from_env(cfg.function_env())
+        except ConfigError as exc:
+            raise StackError(f"settings: {exc.message}") from None
         emulators.check_firestore_prerequisites()  # raises PrerequisiteMissing
         emulators.bigquery_python()
         used = [
@@ -315,11 +342,15 @@ class Stack:
     def _bot(self) -> ManagedProcess:
         port = self.config.ports["bot"]
         self.config.bot_record.parent.mkdir(parents=True, exist_ok=True)
+        # The bot checks each relayed request's signature: every tenant's token.
+        clients_tokens = local_target(self.config.url("ingest")).client_tokens()
+        tokens = [arg for c in clients_tokens for arg in ("--token", c.secret)]
         return ManagedProcess(
             name="bot",
             argv=[
                 *(sys.executable, "-m", "rbm_analytics_dev.local.bot"),
-                *("--port", str(port), "--token", LOCAL_CLIENT_TOKEN),
+                *("--port", str(port)),
+                *tokens,
                 *("--record", str(self.config.bot_record)),
             ],
             port=port,
@@ -414,7 +445,7 @@ class Stack:
     # -- demo -----------------------------------------------------------------
     def seed_demo(self, *, progress: bool = True) -> None:
         """Simulated traffic for the last two weeks, then a refresh of those days."""
-        from rbm_analytics_dev.local.sender import Progress, Sender, Target
+        from rbm_analytics_dev.local.sender import Progress, Sender
         from rbm_analytics_dev.local.simulate import PlanConfig, plan_backfill
 
         users, days = self.config.demo_users, self.config.demo_days
@@ -429,7 +460,7 @@ class Stack:
             f"Seeding demo traffic: {DEMO_AGENTS} agents, {users} users, {days} days "
             f"({len(plan.events):,} events, {len(plan.requests):,} requests)..."
         )
-        target = Target(self.config.url("ingest"), LOCAL_CLIENT_TOKEN, LOCAL_AGENT_KEY)
+        target = local_target(self.config.url("ingest"))
         sender = Sender(
             target, concurrency=16, progress=Progress(len(plan.requests)) if progress else None
         )
@@ -456,11 +487,18 @@ class Stack:
             "",
             f"rbm-analytics local stack is up (project {cfg.project}, dataset {cfg.dataset})",
             "",
-            f"  RBM webhook      POST {ingest}/        client token: {LOCAL_CLIENT_TOKEN}",
+            f"  RBM webhook      POST {ingest}/        signed with the agent's client token",
             f"  Pub/Sub push     POST {ingest}/pubsub?token={LOCAL_PUSH_TOKEN}",
             f"  sent log         POST {ingest}/agent-messages   "
-            f"Authorization: Bearer {LOCAL_AGENT_KEY}",
+            "Authorization: Bearer <the agent's API key>",
+            "  credentials      bound to agents (RBM_CLIENT_TOKENS, AGENT_API_KEYS):",
         ]
+        target = local_target(ingest)
+        for tenant, agents in LOCAL_TENANTS.items():
+            lines.append(
+                f"    {tenant:<8} token {target.token_for(agents[0])}   "
+                f"key {target.key_for(agents[0])}   agents {', '.join(agents)}"
+            )
         if "refresh" in self.functions:
             lines.append(f"  refresh          POST {cfg.url('refresh')}/")
         if "export" in self.functions:
