@@ -12,6 +12,7 @@ and outside what ingest accepts (5 minutes ahead, RETENTION_DAYS back), and
 credentials bound to another agent. Each edge also has an explicit example,
 so it is tried on every run whatever the random draw.
 
+Every answer of every function carries ``X-Content-Type-Options: nosniff``.
 Two tests check exact answers rather than "not a 500": ingest's status for
 every combination of credential, agent, message owner and time (an oracle
 computes the specified one), and the export's CSV, where no text cell may
@@ -258,6 +259,7 @@ def test_ingest_hostile_requests(
         headers = {**headers, **bearer()}
     resp = client.open(route, method=method, data=body, headers=headers)
     assert resp.status_code < 500, resp.get_data(as_text=True)
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
     if resp.status_code != 200:
         assert _documents() == 0
 
@@ -281,6 +283,7 @@ def test_refresh_hostile_requests(
     before = _table_rows(warehouse)
     resp = _app("refresh").test_client().open("/", method=method, data=body)
     assert resp.status_code < 500, resp.get_data(as_text=True)
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
     if resp.status_code != 200:
         assert _table_rows(warehouse) == before
     _assert_no_marker(sql_log)
@@ -372,6 +375,7 @@ def test_exported_text_cells_never_start_a_formula(
              "total": total, "metrics": metrics}  # fmt: skip
     resp = _app("export").test_client().get("/", query_string=query)
     assert resp.status_code == 200, resp.get_data()[:300]
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
     cells = list(csv.reader(io.StringIO(resp.get_data().decode(), newline="")))
     texts = [cell for row in cells[1:] for cell in row if _is_text(cell)]
     assert texts, "no text cell was exported"
@@ -487,6 +491,7 @@ def test_ingest_answers_the_specified_status(
     expected = _expected(route, cred, agent, owned, kind, ok_time)
     answer = resp.get_json()
     assert resp.status_code == expected, answer
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
     conflict = expected == 200 and owned and agent != AGENT_A and kind != "text"
     if expected != 200 or conflict:
         assert stored_bytes() == before  # refused, or another agent's: not a byte changed
