@@ -57,6 +57,26 @@ def sql(name: str, dataset_path: str, **names: str) -> str:
     return string.Template(_sql_text(name)).substitute(dataset=dataset_path, **names)
 
 
+Parameter = bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One query as BigQuery receives it: its text and its (never NULL) parameters."""
+
+    name: str
+    sql: str
+    parameters: tuple[Parameter, ...]
+
+    def job_config(self, *, dry_run: bool = False) -> bigquery.QueryJobConfig:
+        """A dry run also skips the cache, so it reports what a real run would read."""
+        if dry_run:
+            return bigquery.QueryJobConfig(
+                query_parameters=list(self.parameters), dry_run=True, use_query_cache=False
+            )
+        return bigquery.QueryJobConfig(query_parameters=list(self.parameters))
+
+
 @dataclass(frozen=True)
 class DailyCounts:
     daily_metrics: int
@@ -81,8 +101,6 @@ class RunRecord:
     error: str | None
 
 
-Parameter = bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter
-
 # A typed stand-in for an absent value: BigQuery does not accept NULL query
 # parameters, so an optional value travels as (placeholder, has_<name> = false).
 _PLACEHOLDER: dict[str, Any] = {"DATE": date(1970, 1, 1), "INT64": 0, "STRING": ""}
@@ -102,11 +120,6 @@ def _optional(name: str, type_: str, value: Any) -> list[bigquery.ScalarQueryPar
     ]
 
 
-def merge_parameters(batch: MirrorBatch) -> list[bigquery.ArrayQueryParameter]:
-    """The MERGE's one parameter: the staged rows' partition dates, sorted."""
-    return [bigquery.ArrayQueryParameter("dates", "DATE", sorted(batch.dates))]
-
-
 class Warehouse:
     """One BigQuery dataset: tables created on first use, then mirror and daily writes."""
 
@@ -124,13 +137,66 @@ class Warehouse:
             ensure_tables(self._client, self._project, self._dataset, self._location)
             _ENSURED.add(key)
 
-    def _query(
-        self,
-        text: str,
-        params: Sequence[bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter],
-    ) -> Any:
-        config = bigquery.QueryJobConfig(query_parameters=params)
-        return self._client.query(text, job_config=config).result()
+    def run(self, statement: Statement) -> Any:
+        """Run ``statement``; its rows."""
+        return self._client.query(statement.sql, job_config=statement.job_config()).result()
+
+    def staging_table(self, table: str, run_id: str) -> bigquery.Table:
+        """A run's staging table for ``table``: same schema, gone in a day if a run crashes."""
+        staging = bigquery.Table(
+            f"{self.path}._staging_{table}_{run_id}", schema=table_defs()[table].schema()
+        )
+        staging.expires = datetime.now(UTC) + STAGING_TTL
+        return staging
+
+    def merge_statement(self, table: str, staging: str, dates: Sequence[date]) -> Statement:
+        """The MERGE of ``staging`` into ``table``, pruned to the partitions ``dates``."""
+        return Statement(
+            f"merge {table}",
+            sql(MERGES[table], self.path, staging=staging),
+            (bigquery.ArrayQueryParameter("dates", "DATE", sorted(dates)),),
+        )
+
+    def daily_statement(
+        self, start: date, end: date, *, window_days: int, refreshed_at: datetime
+    ) -> Statement:
+        """The script that replaces the daily tables' rows of ``start … end``."""
+        return Statement(
+            "replace daily tables",
+            sql("replace_daily.sql", self.path),
+            (
+                _param("start_date", "DATE", start),
+                _param("end_date", "DATE", end),
+                _param("window_days", "INT64", window_days),
+                _param("lookback_days", "INT64", LOOKBACK_DAYS),
+                _param("refreshed_at", "TIMESTAMP", refreshed_at),
+            ),
+        )
+
+    def daily_counts_statement(self, start: date, end: date) -> Statement:
+        return Statement(
+            "daily counts",
+            sql("daily_counts.sql", self.path),
+            (_param("start_date", "DATE", start), _param("end_date", "DATE", end)),
+        )
+
+    def run_statement(self, run: RunRecord) -> Statement:
+        """The refresh_runs row of ``run``."""
+        return Statement(
+            "record run",
+            sql("insert_refresh_run.sql", self.path),
+            (
+                _param("run_id", "STRING", run.run_id),
+                _param("started_at", "TIMESTAMP", run.started_at),
+                _param("finished_at", "TIMESTAMP", run.finished_at),
+                *_optional("first_date", "DATE", run.first_date),
+                *_optional("last_date", "DATE", run.last_date),
+                *_optional("documents_read", "INT64", run.documents_read),
+                *_optional("rows_written", "INT64", run.rows_written),
+                _param("status", "STRING", run.status),
+                _param("error", "STRING", run.error or ""),
+            ),
+        )
 
     # -- mirror ---------------------------------------------------------------
     def upsert_mirror(self, batch: MirrorBatch, run_id: str) -> int:
@@ -138,9 +204,7 @@ class Warehouse:
         if batch.rows == 0 or batch.min_date is None or batch.max_date is None:
             return 0
         tdef = table_defs()[batch.table]
-        staging_name = f"_staging_{batch.table}_{run_id}"
-        staging = bigquery.Table(f"{self.path}.{staging_name}", schema=tdef.schema())
-        staging.expires = datetime.now(UTC) + STAGING_TTL
+        staging = self.staging_table(batch.table, run_id)
         self._client.create_table(staging, exists_ok=True)
         # The load job wants a read-mode file object: reopen the temporary file's descriptor.
         batch.file.seek(0)
@@ -156,10 +220,7 @@ class Warehouse:
                     ),
                 )
                 job.result()
-            self._query(
-                sql(MERGES[batch.table], self.path, staging=staging_name),
-                merge_parameters(batch),
-            )
+            self.run(self.merge_statement(batch.table, staging.table_id, sorted(batch.dates)))
         finally:
             self._client.delete_table(staging, not_found_ok=True)
         return batch.rows
@@ -169,18 +230,10 @@ class Warehouse:
         self, start: date, end: date, *, window_days: int, refreshed_at: datetime
     ) -> DailyCounts:
         """Recompute the daily tables for ``start … end`` in one transaction."""
-        rows = list(
-            self._query(
-                sql("replace_daily.sql", self.path),
-                [
-                    _param("start_date", "DATE", start),
-                    _param("end_date", "DATE", end),
-                    _param("window_days", "INT64", window_days),
-                    _param("lookback_days", "INT64", LOOKBACK_DAYS),
-                    _param("refreshed_at", "TIMESTAMP", refreshed_at),
-                ],
-            )
+        statement = self.daily_statement(
+            start, end, window_days=window_days, refreshed_at=refreshed_at
         )
+        rows = list(self.run(statement))
         (row,) = rows
         return DailyCounts(
             daily_metrics=int(row["daily_metrics"]),
@@ -190,25 +243,9 @@ class Warehouse:
 
     def daily_counts(self, start: date, end: date) -> list[dict[str, Any]]:
         """sent, delivered and read per (date, agent) for ``start … end``, sorted."""
-        rows = self._query(
-            sql("daily_counts.sql", self.path),
-            [_param("start_date", "DATE", start), _param("end_date", "DATE", end)],
-        )
+        rows = self.run(self.daily_counts_statement(start, end))
         return [dict(row.items()) for row in rows]
 
     # -- run log ----------------------------------------------------------------
     def record_run(self, run: RunRecord) -> None:
-        self._query(
-            sql("insert_refresh_run.sql", self.path),
-            [
-                _param("run_id", "STRING", run.run_id),
-                _param("started_at", "TIMESTAMP", run.started_at),
-                _param("finished_at", "TIMESTAMP", run.finished_at),
-                *_optional("first_date", "DATE", run.first_date),
-                *_optional("last_date", "DATE", run.last_date),
-                *_optional("documents_read", "INT64", run.documents_read),
-                *_optional("rows_written", "INT64", run.rows_written),
-                _param("status", "STRING", run.status),
-                _param("error", "STRING", run.error or ""),
-            ],
-        )
+        self.run(self.run_statement(run))

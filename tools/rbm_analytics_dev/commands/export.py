@@ -4,7 +4,8 @@ Runs the same query and encoding as ``GET /`` of the ``export`` function
 against whatever ``GOOGLE_CLOUD_PROJECT`` / ``BQ_DATASET`` / emulator host the
 environment names, and streams the rows to stdout or a file. A bad option
 exits 2 with the same message the function's 400 carries; a BigQuery failure
-exits 1.
+exits 1. With ``--dry-run`` BigQuery dry-runs the export's query instead and
+the bytes it would scan are printed.
 """
 
 from __future__ import annotations
@@ -15,18 +16,23 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from google.api_core.exceptions import GoogleAPICallError
 from rbm_analytics.core import clients
 from rbm_analytics.core.config import get_settings
 from rbm_analytics.core.timeutil import today_utc
-from rbm_analytics.export.params import parse_export_params
-from rbm_analytics.export.query import METRICS
+from rbm_analytics.export.params import ExportParams, parse_export_params
+from rbm_analytics.export.query import METRICS, StatusClock, build_export_query
 from rbm_analytics.export.routes import export_chunks
+from rbm_analytics.refresh.warehouse import Statement
+
+from rbm_analytics_dev import dry_run
 
 EPILOG = f"""examples:
   rbm-analytics export                                   # last 30 days, sent,delivered,read
   rbm-analytics export --start 2026-01-01 --end 2026-03-31 --scale week \\
       --metrics sent,read,read_rate --output q1.csv
   rbm-analytics export --agent acme-agent --format json | jq '.[0]'
+  rbm-analytics export --start 2025-01-01 --end 2025-12-31 --scale month --dry-run
 
 metrics: {", ".join(METRICS)}
 """
@@ -65,6 +71,11 @@ def register(sub: Any) -> None:
         help="add a row per period for agent '*': every agent together",
     )
     parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the bytes the export's query would scan; export nothing",
+    )
     parser.set_defaults(func=main)
 
 
@@ -72,6 +83,8 @@ def main(args: argparse.Namespace) -> int:
     query = {name: getattr(args, name) for name in _OPTIONS if getattr(args, name) is not None}
     # Validation first: a bad option must not create or truncate the output file.
     params = parse_export_params(query, today_utc())
+    if args.dry_run:
+        return _dry_run(params)
     chunks = export_chunks(params, get_settings(), clients.bigquery_client)
     if args.output is None:
         _write(chunks, sys.stdout.buffer)
@@ -92,3 +105,29 @@ def _write(chunks: Any, out: IO[bytes]) -> None:
     for chunk in chunks:
         out.write(chunk)
     out.flush()
+
+
+def _dry_run(params: ExportParams) -> int:
+    settings = get_settings()
+    query = build_export_query(
+        settings,
+        start=params.start,
+        end=params.end,
+        scale=params.scale,
+        metrics=params.metrics,
+        agent=params.agent,
+        status=StatusClock(today_utc(), settings.backfill_days) if params.status else None,
+        total=params.total,
+    )
+    statement = Statement("export query", query.sql, query.parameters)
+    try:
+        estimates = dry_run.dry_run(clients.bigquery_client(), [statement])
+    except GoogleAPICallError as exc:
+        print(f"rbm-analytics export: dry run failed: {exc.message}", file=sys.stderr)
+        return 1
+    title = (
+        f"dry run of an export of {params.start} … {params.end} by {params.scale} "
+        f"({', '.join(params.metrics)}): bytes the query would scan"
+    )
+    print(dry_run.report(title, estimates))
+    return 0

@@ -3,6 +3,8 @@
 Runs the same code as the ``refresh`` function against whatever
 ``GOOGLE_CLOUD_PROJECT`` / ``BQ_DATASET`` / emulator hosts the environment names,
 prints the JSON summary and exits 0; bad dates exit 2, a failed run exits 1.
+With ``--dry-run`` nothing is written: BigQuery dry-runs every statement the
+refresh would send and the bytes each would scan are printed.
 """
 
 from __future__ import annotations
@@ -12,15 +14,21 @@ import json
 import sys
 from typing import Any
 
-from rbm_analytics.core.config import get_settings
+from google.api_core.exceptions import GoogleAPICallError
+from rbm_analytics.core import clients
+from rbm_analytics.core.config import Settings, get_settings
 from rbm_analytics.core.timeutil import parse_date, today_utc
 from rbm_analytics.refresh import routes as refresh_core
-from rbm_analytics.refresh.plan import plan
+from rbm_analytics.refresh.plan import RefreshPlan, plan
+from rbm_analytics.refresh.warehouse import Warehouse
+
+from rbm_analytics_dev import dry_run
 
 EPILOG = """examples:
   rbm-analytics refresh                          # like the scheduler: today's run, R-8 … R-1
   rbm-analytics refresh --run-date 2026-01-10    # recompute 2026-01-02 … 2026-01-09
   rbm-analytics refresh --start 2025-12-01 --end 2025-12-31   # backfill December
+  rbm-analytics refresh --dry-run                # bytes each statement of this morning would scan
 """
 
 
@@ -35,6 +43,11 @@ def register(sub: Any) -> None:
     parser.add_argument("--run-date", metavar="YYYY-MM-DD", help="recompute the W days before it")
     parser.add_argument("--start", metavar="YYYY-MM-DD", help="first date of a backfill")
     parser.add_argument("--end", metavar="YYYY-MM-DD", help="last date of a backfill (inclusive)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the bytes each BigQuery statement would scan; write nothing",
+    )
     parser.set_defaults(func=main)
 
 
@@ -47,10 +60,36 @@ def main(args: argparse.Namespace) -> int:
         start=None if args.start is None else parse_date(args.start, "--start"),
         end=None if args.end is None else parse_date(args.end, "--end"),
     )
+    if args.dry_run:
+        return _dry_run(refresh_plan, settings)
     try:
         summary = refresh_core.run(refresh_plan, settings, refresh_core.default_clients())
     except Exception as exc:
         print(f"rbm-analytics refresh: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _dry_run(refresh_plan: RefreshPlan, settings: Settings) -> int:
+    client = clients.bigquery_client()
+    warehouse = Warehouse(client, settings.project, settings.bq_dataset, settings.bq_location)
+    try:
+        with dry_run.refresh_statements(
+            warehouse,
+            client,
+            refresh_plan.start,
+            refresh_plan.end,
+            run_date=refresh_plan.run_date,
+            window_days=settings.backfill_days,
+        ) as statements:
+            estimates = dry_run.dry_run(client, statements)
+    except GoogleAPICallError as exc:
+        print(f"rbm-analytics refresh: dry run failed: {exc.message}", file=sys.stderr)
+        return 1
+    title = (
+        f"dry run of a refresh of {refresh_plan.start} … {refresh_plan.end} "
+        f"in {warehouse.path}: bytes each statement would scan"
+    )
+    print(dry_run.report(title, estimates))
     return 0
