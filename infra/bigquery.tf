@@ -4,7 +4,7 @@
 # (mirror, daily or log) of each table. The views for analysts are the SQL
 # files in views/ (one view per file, named after it); their table functions
 # (weeks and months) are routines/<name>.sql, with their arguments in
-# routines/routines.json.
+# routines/routines.json; those marked "authorized" live in the reach dataset.
 #
 # What the dataset holds: the mirror tables keep one row per message or
 # event with the user's keyed hash (user_key, never a phone number), its
@@ -22,6 +22,18 @@ locals {
   views = { for f in fileset("${path.module}/views", "*.sql") : trimsuffix(f, ".sql") => f }
 
   routines = jsondecode(file("${path.module}/routines/routines.json"))
+  # The analysts' functions live in the main dataset; the authorized ones
+  # (they read the mirror and return counts only) in the reach dataset.
+  analyst_routines    = { for name, r in local.routines : name => r if !try(r.authorized, false) }
+  authorized_routines = { for name, r in local.routines : name => r if try(r.authorized, false) }
+
+  # tables.reach_dataset() in the code.
+  reach_dataset_id = "${var.dataset_id}_reach"
+  routine_vars = {
+    project       = var.project_id
+    dataset       = google_bigquery_dataset.analytics.dataset_id
+    reach_dataset = local.reach_dataset_id
+  }
 }
 
 resource "google_bigquery_dataset" "analytics" {
@@ -84,18 +96,55 @@ resource "google_bigquery_table" "view" {
 # body is a query; the arguments come from routines.json, as ensure_tables
 # reads them.
 resource "google_bigquery_routine" "routine" {
-  for_each = local.routines
+  for_each = local.analyst_routines
 
-  project      = var.project_id
-  dataset_id   = google_bigquery_dataset.analytics.dataset_id
-  routine_id   = each.key
-  routine_type = "TABLE_VALUED_FUNCTION"
-  language     = "SQL"
-  description  = each.value.description
-  definition_body = templatefile("${path.module}/routines/${each.key}.sql", {
-    project = var.project_id
-    dataset = google_bigquery_dataset.analytics.dataset_id
-  })
+  project         = var.project_id
+  dataset_id      = google_bigquery_dataset.analytics.dataset_id
+  routine_id      = each.key
+  routine_type    = "TABLE_VALUED_FUNCTION"
+  language        = "SQL"
+  description     = each.value.description
+  definition_body = templatefile("${path.module}/routines/${each.key}.sql", local.routine_vars)
+
+  dynamic "arguments" {
+    for_each = each.value.arguments
+    content {
+      name      = arguments.value.name
+      data_type = jsonencode({ typeKind = arguments.value.type })
+    }
+  }
+
+  # They call the authorized functions (week and month reach).
+  depends_on = [google_bigquery_table.table, google_bigquery_dataset_access.authorized_routine]
+}
+
+# Reach (distinct users per week or month) must be counted from the mirror,
+# which holds user keys and postback_data that export may never read. So the
+# counting is an authorized function in a dataset of its own: the main
+# dataset lets it read the mirror on its callers' behalf, it returns only
+# (date, agent_id, recipients, responders), and export may call it and
+# nothing else in that dataset (iam.tf). The refresh cannot create any of
+# this (it may neither create datasets nor change access), so Terraform does.
+resource "google_bigquery_dataset" "reach" {
+  #checkov:skip=CKV_GCP_81:Holds only authorized functions, no data; the data they read is in the main dataset (README Deploy on CMEK)
+  project     = var.project_id
+  dataset_id  = local.reach_dataset_id
+  location    = var.bq_location
+  description = "rbm-analytics: authorized functions counting distinct users from the mirror"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_bigquery_routine" "authorized" {
+  for_each = local.authorized_routines
+
+  project         = var.project_id
+  dataset_id      = google_bigquery_dataset.reach.dataset_id
+  routine_id      = each.key
+  routine_type    = "TABLE_VALUED_FUNCTION"
+  language        = "SQL"
+  description     = each.value.description
+  definition_body = templatefile("${path.module}/routines/${each.key}.sql", local.routine_vars)
 
   dynamic "arguments" {
     for_each = each.value.arguments
@@ -106,4 +155,24 @@ resource "google_bigquery_routine" "routine" {
   }
 
   depends_on = [google_bigquery_table.table]
+}
+
+# The main dataset's access list names each authorized function. An entry
+# names a routine that existed when it was added: when the routine is
+# replaced (destroyed and created again), the entry is added again with it.
+resource "google_bigquery_dataset_access" "authorized_routine" {
+  for_each = local.authorized_routines
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.analytics.dataset_id
+
+  routine {
+    project_id = var.project_id
+    dataset_id = google_bigquery_dataset.reach.dataset_id
+    routine_id = google_bigquery_routine.authorized[each.key].routine_id
+  }
+
+  lifecycle {
+    replace_triggered_by = [google_bigquery_routine.authorized[each.key]]
+  }
 }

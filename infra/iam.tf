@@ -2,11 +2,13 @@
 # grant below is the narrowest resource the role can be bound to.
 #
 #   ingest    roles/datastore.user (project: Firestore has no narrower binding)
-#   refresh   roles/datastore.user, dataEditor on the dataset, bigquery.jobUser
-#             (the refresh function and the refresh job run as this account)
+#   refresh   roles/datastore.user, dataEditor on the dataset, dataViewer on
+#             the authorized reach function, bigquery.jobUser (the refresh
+#             function and the refresh job run as this account)
 #   export    dataViewer on the daily tables and the views only (never the
 #             mirror tables, which hold user keys, per-user times and
-#             postback_data), bigquery.jobUser
+#             postback_data), on the authorized reach function alone (it
+#             returns counts only), bigquery.jobUser
 #   scheduler run.invoker on the refresh job, and on the refresh function
 #             while the intraday run is scheduled
 #   builder   reads the function source buckets, writes build logs and the
@@ -32,11 +34,16 @@ resource "google_project_iam_member" "firestore_user" {
 
 # --- BigQuery ----------------------------------------------------------------
 
-resource "google_bigquery_dataset_iam_member" "refresh_editor" {
-  project    = var.project_id
-  dataset_id = google_bigquery_dataset.analytics.dataset_id
-  role       = "roles/bigquery.dataEditor"
-  member     = google_service_account.sa["refresh"].member
+# An access entry, not google_bigquery_dataset_iam_member: the IAM resources
+# rewrite the dataset's access list without its authorized routines
+# (bigquery.tf), and the two kinds of resource would undo each other's
+# changes. WRITER is dataEditor's name in a dataset's access list (the API
+# answers with it, so writing the role's full name would never settle).
+resource "google_bigquery_dataset_access" "refresh_editor" {
+  project       = var.project_id
+  dataset_id    = google_bigquery_dataset.analytics.dataset_id
+  role          = "WRITER"
+  user_by_email = google_service_account.sa["refresh"].email
 }
 
 # export reads the daily tables (counts, durations, postback counts) and the
@@ -60,6 +67,31 @@ resource "google_bigquery_table_iam_member" "export_view_reader" {
   table_id   = google_bigquery_table.view[each.key].table_id
   role       = "roles/bigquery.dataViewer"
   member     = google_service_account.sa["export"].member
+}
+
+# Week and month reach: the authorized function, and nothing else in its
+# dataset (dataViewer holds bigquery.routines.get, which calling it needs).
+resource "google_bigquery_routine_iam_member" "export_reach" {
+  for_each = local.authorized_routines
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.reach.dataset_id
+  routine_id = google_bigquery_routine.authorized[each.key].routine_id
+  role       = "roles/bigquery.dataViewer"
+  member     = google_service_account.sa["export"].member
+}
+
+# The refresh replaces the analysts' table functions when their SQL changes,
+# and BigQuery resolves the calls to period_reach in them as the refresh's
+# account. The refresh reads the mirror anyway (dataEditor): no new access.
+resource "google_bigquery_routine_iam_member" "refresh_reach" {
+  for_each = local.authorized_routines
+
+  project    = var.project_id
+  dataset_id = google_bigquery_dataset.reach.dataset_id
+  routine_id = google_bigquery_routine.authorized[each.key].routine_id
+  role       = "roles/bigquery.dataViewer"
+  member     = google_service_account.sa["refresh"].member
 }
 
 # Queries run as jobs billed to the project: jobUser has no narrower scope.

@@ -5,7 +5,8 @@
 -- Every period has a row, zero-filled. Counts summed over every agent;
 -- averages from the summed integer milliseconds over the summed sample counts;
 -- percentiles nearest rank over all agents' samples of the period
--- (PERCENTILE_DISC, exact); rates from the summed counts.
+-- (PERCENTILE_DISC, exact); rates from the summed counts; recipients and
+-- responders count each user once over the period and every agent.
 -- Each base table is read with `date BETWEEN start_date AND end_date` (the
 -- arguments are constants of the calling query): only those date partitions.
 -- The body is one parenthesized query (the function's result).
@@ -71,6 +72,13 @@
     )
     GROUP BY period
   ),
+  reach AS (
+    -- Each user once over the period's days and every agent (period_reach,
+    -- the authorized function over the mirror).
+    SELECT date AS period, recipients, responders
+    FROM `${project}.${reach_dataset}.period_reach`(start_date, end_date, scale)
+    WHERE agent_id = '*'
+  ),
   periods AS (
     SELECT DISTINCT period FROM calendar
   )
@@ -97,9 +105,12 @@
     t.refreshed_at,
     COALESCE(t.read_to_reply_sum_ms, 0) AS read_to_reply_sum_ms,
     COALESCE(t.agent_response_sum_ms, 0) AS agent_response_sum_ms,
+    COALESCE(r.recipients, 0) AS recipients,
+    COALESCE(r.responders, 0) AS responders,
     ROUND(SAFE_DIVIDE(t.delivered, t.sent), 4) AS delivery_rate,
     ROUND(SAFE_DIVIDE(t.read, t.sent), 4) AS read_rate
   FROM periods
   LEFT JOIN totals AS t ON t.period = periods.period
   LEFT JOIN percentiles AS p ON p.period = periods.period
+  LEFT JOIN reach AS r ON r.period = periods.period
 )

@@ -470,6 +470,7 @@ def _bindings(tf: hcl.Config) -> set[tuple[str, str, str, str]]:
             target = (
                 copy.get("service")
                 or copy.get("cloud_run_service_name")
+                or copy.get("routine_id")
                 or copy.get("table_id")
                 or copy.get("dataset_id")
                 or copy.get("secret_id")
@@ -492,7 +493,6 @@ def _fn(name: str) -> str:
 
 def test_iam_grants_are_exactly_the_least_privilege_set(tf: hcl.Config) -> None:
     project = "${var.project_id}"
-    dataset = "${google_bigquery_dataset.analytics.dataset_id}"
     secret_grants = {
         (
             "google_secret_manager_secret_iam_member",
@@ -502,7 +502,6 @@ def test_iam_grants_are_exactly_the_least_privilege_set(tf: hcl.Config) -> None:
         )
     }
     run = "google_cloud_run_service_iam_member"
-    bq = "google_bigquery_dataset_iam_member"
     table = "google_bigquery_table_iam_member"
     viewer = "roles/bigquery.dataViewer"
     export_tables = {
@@ -511,8 +510,11 @@ def test_iam_grants_are_exactly_the_least_privilege_set(tf: hcl.Config) -> None:
     expected = {
         ("google_project_iam_member", project, "roles/datastore.user", _sa("ingest")),
         ("google_project_iam_member", project, "roles/datastore.user", _sa("refresh")),
-        (bq, dataset, "roles/bigquery.dataEditor", _sa("refresh")),
         (table, "${google_bigquery_table.view[each.key].table_id}", viewer, _sa("export")),
+        ("google_bigquery_routine_iam_member",
+         "${google_bigquery_routine.authorized[each.key].routine_id}", viewer, _sa("export")),
+        ("google_bigquery_routine_iam_member",
+         "${google_bigquery_routine.authorized[each.key].routine_id}", viewer, _sa("refresh")),
         ("google_project_iam_member", project, "roles/bigquery.jobUser", _sa("refresh")),
         ("google_project_iam_member", project, "roles/bigquery.jobUser", _sa("export")),
         (run, _fn("ingest"), "roles/run.invoker", "allUsers"),
@@ -555,9 +557,74 @@ def test_export_reads_the_daily_tables_table_by_table_never_the_mirror(tf: hcl.C
         columns = {f["name"] for f in json.loads(hcl.path(f"schemas/{name}.json").read_text())}
         assert "user_key" not in columns, name
     assert not readable & set(schemas_bq.MIRROR_TABLES)
-    # No dataset-wide read for export.
-    dataset_grants = tf.of_type("google_bigquery_dataset_iam_member")
-    assert [g["member"] for g in dataset_grants.values()] == [_sa("refresh")]
+    # No dataset-wide read for export: the main dataset's access list holds
+    # the refresh (dataEditor) and the authorized functions, nothing else.
+    # No dataset IAM resource at all: it would rewrite the access list
+    # without the authorized functions.
+    assert not tf.of_type("google_bigquery_dataset_iam_member")
+    assert not tf.of_type("google_bigquery_dataset_iam_binding")
+    access = tf.of_type("google_bigquery_dataset_access")
+    assert set(access) == {"refresh_editor", "authorized_routine"}
+    dataset = "${google_bigquery_dataset.analytics.dataset_id}"
+    editor = access["refresh_editor"]
+    assert (editor["dataset_id"], editor["role"], editor["user_by_email"]) == (
+        dataset,
+        "WRITER",
+        '${google_service_account.sa["refresh"].email}',
+    )
+
+
+def test_week_and_month_reach_is_an_authorized_function_export_may_only_call(
+    tf: hcl.Config,
+) -> None:
+    """export counts distinct users through period_reach, which reads the
+    mirror on its behalf and returns counts only; export holds no read on the
+    mirror, and on the reach dataset only the function itself."""
+    authorized = {n for n, r in schemas_bq.routine_defs().items() if r.authorized}
+    assert authorized == {"period_reach"}
+    assert tf.locals["authorized_routines"] == (
+        "${{for name, r in local.routines : name => r if try(r.authorized, false)}}"
+    )
+    assert tf.locals["analyst_routines"] == (
+        "${{for name, r in local.routines : name => r if !try(r.authorized, false)}}"
+    )
+    # Its own dataset, named as the code names it.
+    assert tf.locals["reach_dataset_id"] == "${var.dataset_id}_reach"
+    assert schemas_bq.reach_dataset("rbm_analytics") == "rbm_analytics_reach"
+    reach = tf.resource("google_bigquery_dataset", "reach")
+    assert reach["dataset_id"] == "${local.reach_dataset_id}"
+    assert reach["location"] == "${var.bq_location}"
+    routine = tf.resource("google_bigquery_routine", "authorized")
+    assert routine["for_each"] == "${local.authorized_routines}"
+    assert routine["dataset_id"] == "${google_bigquery_dataset.reach.dataset_id}"
+    assert routine["routine_type"] == "TABLE_VALUED_FUNCTION"
+    # Authorized on the main dataset, re-authorized whenever it is replaced.
+    entry = tf.resource("google_bigquery_dataset_access", "authorized_routine")
+    assert entry["for_each"] == "${local.authorized_routines}"
+    assert entry["dataset_id"] == "${google_bigquery_dataset.analytics.dataset_id}"
+    assert entry["routine"] == [{
+        "project_id": "${var.project_id}",
+        "dataset_id": "${google_bigquery_dataset.reach.dataset_id}",
+        "routine_id": "${google_bigquery_routine.authorized[each.key].routine_id}",
+    }]  # fmt: skip
+    assert entry["lifecycle"][0]["replace_triggered_by"] == [
+        "${google_bigquery_routine.authorized[each.key]}"
+    ]
+    # export: the function, on the function only.
+    grant = tf.resource("google_bigquery_routine_iam_member", "export_reach")
+    assert grant["for_each"] == "${local.authorized_routines}"
+    assert grant["dataset_id"] == "${google_bigquery_dataset.reach.dataset_id}"
+    assert (grant["role"], grant["member"]) == ("roles/bigquery.dataViewer", _sa("export"))
+    assert not [g for g in tf.of_type("google_bigquery_dataset_iam_member").values()
+                if g["dataset_id"] == "${google_bigquery_dataset.reach.dataset_id}"]  # fmt: skip
+    # What it returns: counts, never a user key.
+    sql = schemas_bq.routine_sql("period_reach", "p", "d")
+    final = sql[sql.rindex("\n  SELECT") :]
+    assert re.findall(r"AS (\w+)", final) == ["date", "recipients", "responders"]
+    assert "user_key" not in final
+    # The analysts' functions that need reach wait for it.
+    analyst = tf.resource("google_bigquery_routine", "routine")
+    assert "${google_bigquery_dataset_access.authorized_routine}" in analyst["depends_on"]
 
 
 def test_builder_reads_only_the_source_buckets_and_writes_only_its_repository(
@@ -1122,17 +1189,26 @@ def test_views_come_from_sql_files_in_standard_sql(tf: hcl.Config) -> None:
 
 def test_table_functions_come_from_the_files_ensure_tables_reads(tf: hcl.Config) -> None:
     assert tf.locals["routines"] == ('${jsondecode(file("${path.module}/routines/routines.json"))}')
-    routine = tf.resource("google_bigquery_routine", "routine")
-    assert routine["for_each"] == "${local.routines}"
-    assert routine["routine_type"] == "TABLE_VALUED_FUNCTION"
-    assert routine["language"] == "SQL"
-    assert routine["definition_body"].startswith(
-        '${templatefile("${path.module}/routines/${each.key}.sql"'
+    for name in ("routine", "authorized"):
+        routine = tf.resource("google_bigquery_routine", name)
+        assert routine["routine_type"] == "TABLE_VALUED_FUNCTION"
+        assert routine["language"] == "SQL"
+        assert routine["definition_body"] == (
+            '${templatefile("${path.module}/routines/${each.key}.sql", local.routine_vars)}'
+        )
+        (arguments,) = routine["dynamic"][0]["arguments"]["content"]
+        assert arguments == {
+            "name": "${arguments.value.name}",
+            "data_type": "${jsonencode({typeKind = arguments.value.type})}",
+        }
+    assert tf.resource("google_bigquery_routine", "routine")["for_each"] == (
+        "${local.analyst_routines}"
     )
-    (arguments,) = routine["dynamic"][0]["arguments"]["content"]
-    assert arguments == {
-        "name": "${arguments.value.name}",
-        "data_type": "${jsonencode({typeKind = arguments.value.type})}",
+    # The placeholders both fill, with the same values.
+    assert tf.locals["routine_vars"] == {
+        "project": "${var.project_id}",
+        "dataset": "${google_bigquery_dataset.analytics.dataset_id}",
+        "reach_dataset": "${local.reach_dataset_id}",
     }
     # The same names, arguments and types the functions create.
     spec = json.loads((hcl.path("routines") / "routines.json").read_text())
@@ -1141,4 +1217,5 @@ def test_table_functions_come_from_the_files_ensure_tables_reads(tf: hcl.Config)
         for name, entry in spec.items()
     } == {name: r.arguments for name, r in schemas_bq.routine_defs().items()}
     for sql in sorted(hcl.path("routines").glob("*.sql")):
-        assert set(re.findall(r"\$\{(\w+)\}", sql.read_text())) == {"project", "dataset"}, sql
+        placeholders = set(re.findall(r"\$\{(\w+)\}", sql.read_text()))
+        assert {"project", "dataset"} <= placeholders <= set(tf.locals["routine_vars"]), sql

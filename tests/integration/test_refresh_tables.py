@@ -12,6 +12,7 @@ from rbm_analytics.core.tables import (
     ALL_TABLES,
     ROUTINE_FIELDS,
     ensure_tables,
+    reach_dataset,
     routine_defs,
     routine_sql,
     table_defs,
@@ -29,8 +30,17 @@ def test_missing_tables_are_created_without_creating_the_existing_dataset(
     created = {t.table_id for t in client.list_tables(f"{PROJECT}.{bq_dataset}")}
     # The emulator lists table functions among the tables; BigQuery does not.
     assert created - set(routine_defs()) == set(ALL_TABLES) | set(view_names())
+    # The analysts' functions call the authorized reach function, which only
+    # Terraform (or the local stack) creates: without it they wait.
     routines = {r.routine_id for r in client.list_routines(f"{PROJECT}.{bq_dataset}")}
-    assert routines == set(routine_defs())
+    assert routines == set()
+    ensure_tables(client, PROJECT, bq_dataset, "US", reach=True)  # what Terraform creates
+    routines = {r.routine_id for r in client.list_routines(f"{PROJECT}.{bq_dataset}")}
+    assert routines == {name for name, r in routine_defs().items() if not r.authorized}
+    home = reach_dataset(bq_dataset)
+    assert {r.routine_id for r in client.list_routines(f"{PROJECT}.{home}")} == {
+        name for name, r in routine_defs().items() if r.authorized
+    }
     client.delete_table(f"{PROJECT}.{bq_dataset}.daily_postbacks")
 
     # Deployed, the refresh holds dataEditor on its dataset only: creating a
@@ -77,7 +87,7 @@ def _older_values(tdef: Any) -> list[str]:
 
 def test_a_table_function_from_an_older_version_is_replaced(bq_dataset: str) -> None:
     client = clients.bigquery_client()
-    ensure_tables(client, PROJECT, bq_dataset, "US")
+    ensure_tables(client, PROJECT, bq_dataset, "US", reach=True)  # as deployed
     older = routine_defs()["agent_periods"].routine(PROJECT, bq_dataset)
     older.body = "(SELECT start_date AS date)"
     client.update_routine(older, list(ROUTINE_FIELDS))

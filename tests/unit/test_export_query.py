@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -61,6 +62,7 @@ def test_user_values_are_parameters_never_sql() -> None:
         ("start", "DATE", date(2026, 1, 1)),
         ("end", "DATE", date(2026, 1, 31)),
         ("agent", "STRING", agent),
+        ("scale", "STRING", "week"),
     }
 
 
@@ -73,6 +75,23 @@ def test_only_the_tables_a_selection_needs_are_read() -> None:
     assert "`demo-rbm-test.rbm_analytics.response_samples`" in week.sql
     assert "PERCENTILE_DISC(`duration_ms`, 0.9) OVER period_series" in week.sql
     assert "read_to_reply" not in week.sql
+
+
+@pytest.mark.parametrize("scale", ["day", "week", "month"])
+@pytest.mark.parametrize("total", [False, True])
+def test_reach_comes_from_the_authorized_function_never_the_mirror(scale: str, total: bool) -> None:
+    q = build_export_query(SETTINGS, start=TODAY, end=TODAY, scale=scale, total=total,
+                           metrics=list(METRICS), agent=None)  # fmt: skip
+    read = set(re.findall(r"`demo-rbm-test\.(\w+\.\w+)`", q.sql))
+    assert read <= {"rbm_analytics.daily_metrics", "rbm_analytics.response_samples",
+                    "rbm_analytics_reach.period_reach"}  # fmt: skip
+    reach = "`demo-rbm-test.rbm_analytics_reach.period_reach`(@start, @end, @scale)"
+    # An agent's day is its daily_metrics row; weeks, months and the
+    # all-agents row count distinct users over the period.
+    assert (reach in q.sql) == (scale != "day" or total)
+    without = build_export_query(SETTINGS, start=TODAY, end=TODAY, scale=scale, total=total,
+                                 metrics=["sent", "read_rate"], agent=None)  # fmt: skip
+    assert "period_reach" not in without.sql
 
 
 @pytest.mark.parametrize("dataset", ["bad-name", "a`b", ""])

@@ -44,3 +44,32 @@ def test_the_8_day_rule_and_millisecond_durations() -> None:
     assert (row["sent"], row["delivered"], row["read"]) == (2, 2, 1)
     # READ at +1.5 ms, reply at +3.999 ms: 2.499 ms, truncated to 2 ms.
     assert row["read_to_reply_sum_ms"] == 2 and row["read_to_reply_avg_s"] == 0.002
+
+
+def test_reach_counts_users_not_messages_and_each_once_per_period() -> None:
+    def at(day: int) -> datetime:
+        return datetime(2026, 1, day, 12, tzinfo=UTC)
+
+    # u1 hears from acme on Mon 5 and Wed 7 and from bravo on Wed 7; u2 from
+    # acme on Sun 11; u3 from acme on Mon 12 (the next ISO week).
+    sent = [
+        AgentMsg("a", "acme", "u1", at(5), None, None),
+        AgentMsg("b", "acme", "u1", at(5), None, None),
+        AgentMsg("c", "acme", "u1", at(7), None, None),
+        AgentMsg("d", "bravo", "u1", at(7), None, None),
+        AgentMsg("e", "acme", "u2", at(11), None, None),
+        AgentMsg("f", "acme", "u3", at(12), None, None),
+    ]
+    replies = [UserMsg("r", "bravo", "u1", at(7), "text", None)]
+    rows = expected(sent, replies, []).metrics
+    assert rows[(date(2026, 1, 5), "acme")]["recipients"] == 1  # two messages, one user
+    assert rows[(date(2026, 1, 7), "bravo")]["responders"] == 1
+    week = reference.period_reach(sent, replies, "week")
+    monday = date(2026, 1, 5)
+    assert week[(monday, "acme")] == (2, 0)  # u1 on two days counts once
+    assert week[(monday, "*")] == (2, 1)  # u1 through two agents counts once
+    assert week[(date(2026, 1, 12), "acme")] == (1, 0)
+    # Clipped to [start, end]: only the period's days inside count.
+    clipped = reference.period_reach(sent, replies, "month", date(2026, 1, 6), date(2026, 1, 11))
+    assert clipped == {(date(2026, 1, 1), "acme"): (2, 0), (date(2026, 1, 1), "bravo"): (1, 1),
+                       (date(2026, 1, 1), "*"): (2, 1)}  # fmt: skip

@@ -79,7 +79,8 @@ KINDS = {
 COUNTS = (
     "sent", "delivered", "read", "typing_events", "user_messages", "user_text", "user_files",
     "user_locations", "suggestion_replies", "suggestion_actions", "reads_with_reply",
-    "agent_responses", "read_to_reply_sum_ms", "agent_response_sum_ms",
+    "agent_responses", "read_to_reply_sum_ms", "agent_response_sum_ms", "recipients",
+    "responders",
 )  # fmt: skip
 DURATIONS = (
     "read_to_reply_avg_s", "read_to_reply_p50_s", "agent_response_avg_s",
@@ -115,6 +116,8 @@ def expected(
         return dates is None or d in dates
 
     rows: dict[tuple[date, str], dict[str, Any]] = defaultdict(empty_row)
+    # recipients / responders: the distinct users behind each (date, agent).
+    reach = period_reach(agent_msgs, user_msgs, "day")
     samples: dict[tuple[date, str, str], list[int]] = defaultdict(list)
     postbacks: dict[tuple[date, str, str | None, str], int] = defaultdict(int)
 
@@ -170,6 +173,7 @@ def expected(
 
     # Durations: averages from the integer sum of milliseconds, in seconds.
     for (d, agent), row in rows.items():
+        row["recipients"], row["responders"] = reach.get((d, agent), (0, 0))
         rr = samples.get((d, agent, "read_to_reply"), [])
         ar = samples.get((d, agent, "agent_response"), [])
         row["read_to_reply_sum_ms"] = sum(rr)
@@ -182,3 +186,47 @@ def expected(
             row["agent_response_p50_s"] = nearest_rank(ar, 50) / 1000
             row["agent_response_p90_s"] = nearest_rank(ar, 90) / 1000
     return Expected(dict(rows), dict(postbacks), dict(samples))
+
+
+ALL_AGENTS = "*"
+
+
+def period_of(d: date, scale: str) -> date:
+    """The first day of d's period: itself, the Monday of its ISO week, or the 1st."""
+    if scale == "day":
+        return d
+    if scale == "week":
+        return d - timedelta(days=d.weekday())
+    if scale == "month":
+        return d.replace(day=1)
+    raise ValueError(f"unknown scale {scale!r}")
+
+
+def period_reach(
+    agent_msgs: Iterable[AgentMsg],
+    user_msgs: Iterable[UserMsg],
+    scale: str,
+    start: date | None = None,
+    end: date | None = None,
+) -> dict[tuple[date, str], tuple[int, int]]:
+    """(recipients, responders) per (period, agent), and per period for every agent as ``*``.
+
+    recipients: distinct users sent an agent message on the period's days;
+    responders: distinct users who sent a user message on them. Only days in
+    [start, end] count (None: unbounded), so a period cut by the range holds
+    only its days inside it. A (period, agent) with neither is absent.
+    """
+    sets: dict[tuple[date, str], tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
+
+    def inside(d: date) -> bool:
+        return (start is None or d >= start) and (end is None or d <= end)
+
+    for m in agent_msgs:
+        if inside(m.sent.date()):
+            for agent in (m.agent, ALL_AGENTS):
+                sets[(period_of(m.sent.date(), scale), agent)][0].add(m.user)
+    for u in user_msgs:
+        if inside(u.at.date()):
+            for agent in (u.agent, ALL_AGENTS):
+                sets[(period_of(u.at.date(), scale), agent)][1].add(u.user)
+    return {key: (len(sent_to), len(heard_from)) for key, (sent_to, heard_from) in sets.items()}

@@ -24,6 +24,7 @@ from typing import Any
 from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
+from rbm_analytics.core import logs
 from rbm_analytics.core.errors import ConfigError
 
 MIRROR_TABLES = ("agent_messages", "user_messages", "user_events")
@@ -111,18 +112,33 @@ def view_sql(name: str, project: str, dataset: str) -> str:
     return string.Template(text).substitute(project=project, dataset=dataset)
 
 
+def reach_dataset(dataset: str) -> str:
+    """The dataset holding the authorized functions over the mirror (infra/ names it alike)."""
+    return f"{dataset}_reach"
+
+
 @dataclass(frozen=True)
 class RoutineDef:
-    """A table function for analysts: its name, description and typed arguments."""
+    """A table function for analysts: its name, description and typed arguments.
+
+    An ``authorized`` one reads the mirror tables (user keys) yet returns only
+    counts: it lives in the reach dataset, which the main dataset authorizes,
+    so its callers need no access to the mirror.
+    """
 
     name: str
     description: str
     arguments: tuple[tuple[str, str], ...]  # (name, GoogleSQL type)
+    authorized: bool = False
+
+    def home(self, dataset: str) -> str:
+        """The dataset the function lives in."""
+        return reach_dataset(dataset) if self.authorized else dataset
 
     def routine(self, project: str, dataset: str) -> bigquery.Routine:
         """The Routines API resource (what Terraform's google_bigquery_routine sends)."""
         return bigquery.Routine(
-            f"{project}.{dataset}.{self.name}",
+            f"{project}.{self.home(dataset)}.{self.name}",
             type_="TABLE_VALUED_FUNCTION",
             language="SQL",
             description=self.description,
@@ -156,6 +172,7 @@ def routine_defs() -> dict[str, RoutineDef]:
             name=name,
             description=str(entry["description"]),
             arguments=tuple((str(a["name"]), str(a["type"])) for a in entry["arguments"]),
+            authorized=bool(entry.get("authorized", False)),
         )
         for name, entry in spec.items()
     }
@@ -164,11 +181,34 @@ def routine_defs() -> dict[str, RoutineDef]:
 def routine_sql(name: str, project: str, dataset: str) -> str:
     """The table function ``name``'s body for ``project.dataset`` (ids validated by the caller)."""
     return string.Template(_routine_file(f"{name}.sql")).substitute(
-        project=project, dataset=dataset
+        project=project, dataset=dataset, reach_dataset=reach_dataset(dataset)
     )
 
 
-def ensure_tables(client: bigquery.Client, project: str, dataset: str, location: str) -> None:
+def _ensure_dataset(client: bigquery.Client, path: str, location: str) -> None:
+    try:
+        client.get_dataset(path)
+    except NotFound:
+        ds = bigquery.Dataset(path)
+        ds.location = location
+        client.create_dataset(ds, exists_ok=True)
+
+
+def _ensure_routine(client: bigquery.Client, wanted: bigquery.Routine) -> None:
+    # A table function whose body changed with a newer version is replaced:
+    # it stores nothing, and callers expect the columns this code documents.
+    try:
+        have = client.get_routine(wanted.reference)
+    except NotFound:
+        client.create_routine(wanted, exists_ok=True)
+        return
+    if have.body != wanted.body:
+        client.update_routine(wanted, list(ROUTINE_FIELDS))
+
+
+def ensure_tables(
+    client: bigquery.Client, project: str, dataset: str, location: str, *, reach: bool = False
+) -> None:
     """Create the dataset, every missing table, view and table function; add missing columns.
 
     Looks before it creates: a deployed function holds dataEditor on its
@@ -176,14 +216,14 @@ def ensure_tables(client: bigquery.Client, project: str, dataset: str, location:
     409 ``exists_ok`` tolerates. Columns added by a newer version are
     appended as NULLABLE (BigQuery cannot add a REQUIRED column to a table
     with rows); nothing is ever dropped or retyped.
+
+    ``reach``: also create the reach dataset, its authorized functions, and
+    their authorization on the main dataset. Terraform does this in the cloud
+    (the refresh's account may not create datasets or change access); the
+    local stack and the tests ask for it.
     """
     path = f"{project}.{dataset}"
-    try:
-        client.get_dataset(path)
-    except NotFound:
-        ds = bigquery.Dataset(path)
-        ds.location = location
-        client.create_dataset(ds, exists_ok=True)
+    _ensure_dataset(client, path, location)
     existing = {t.table_id for t in client.list_tables(path)}
     for tdef in table_defs().values():
         if tdef.name not in existing:
@@ -195,16 +235,49 @@ def ensure_tables(client: bigquery.Client, project: str, dataset: str, location:
             view = bigquery.Table(f"{path}.{name}")
             view.view_query = view_sql(name, project, dataset)
             client.create_table(view, exists_ok=True)
-    # A table function whose body changed with a newer version is replaced:
-    # it stores nothing, and callers expect the columns this code documents.
-    routines = {r.routine_id: r for r in client.list_routines(path)}
+    # The authorized functions first: the analysts' functions call them, and
+    # BigQuery checks a function's body when it is created or replaced.
+    authorized = [r.routine(project, dataset) for r in routine_defs().values() if r.authorized]
+    missing: list[str] = []
+    if reach:
+        _ensure_dataset(client, f"{project}.{reach_dataset(dataset)}", location)
+        for routine in authorized:
+            _ensure_routine(client, routine)
+            authorize_routine(client, path, routine)
+    else:
+        for routine in authorized:
+            try:
+                client.get_routine(routine.reference)
+            except NotFound:
+                missing.append(f"`{routine.project}.{routine.dataset_id}.{routine.routine_id}`")
     for rdef in routine_defs().values():
+        if rdef.authorized:
+            continue
         wanted = rdef.routine(project, dataset)
-        have = routines.get(rdef.name)
-        if have is None:
-            client.create_routine(wanted, exists_ok=True)
-        elif client.get_routine(have.reference).body != wanted.body:
-            client.update_routine(wanted, list(ROUTINE_FIELDS))
+        needs = [name for name in missing if name in wanted.body]
+        if needs:
+            # BigQuery would refuse a body calling a function that does not
+            # exist. Terraform creates the authorized functions in the cloud
+            # (the local stack on the emulator); a later run creates this one.
+            logs.warning("table function skipped", routine=rdef.name, needs=needs)
+            continue
+        _ensure_routine(client, wanted)
+
+
+def authorize_routine(client: bigquery.Client, shared: str, routine: bigquery.Routine) -> None:
+    """Let ``routine`` read dataset ``shared`` on its callers' behalf (an authorized function).
+
+    What Terraform's google_bigquery_dataset_access with a ``routine`` block
+    does: one ``routine`` entry in the dataset's access list.
+    """
+    ds = client.get_dataset(shared)
+    entry = bigquery.AccessEntry(
+        None, "routine", {"projectId": routine.project, "datasetId": routine.dataset_id,
+                          "routineId": routine.routine_id},
+    )  # fmt: skip
+    if entry not in ds.access_entries:
+        ds.access_entries = [*ds.access_entries, entry]
+        client.update_dataset(ds, ["access_entries"])
 
 
 def add_missing_columns(client: bigquery.Client, table_path: str, tdef: TableDef) -> list[str]:

@@ -24,7 +24,7 @@ from datetime import date
 from google.cloud import bigquery
 
 from rbm_analytics.core.config import Settings
-from rbm_analytics.core.tables import dataset_path
+from rbm_analytics.core.tables import dataset_path, reach_dataset
 from rbm_analytics.metrics import catalog
 from rbm_analytics.metrics.catalog import Combine, Metric
 
@@ -51,6 +51,11 @@ _PERIOD = {
 def table_ref(settings: Settings, table: str) -> str:
     """The backquoted ``project.dataset.table`` name; 503 when the settings are not ids."""
     return f"`{dataset_path(settings.project, settings.bq_dataset)}.{table}`"
+
+
+def reach_ref(settings: Settings) -> str:
+    """The backquoted authorized function counting distinct users per period (period_reach)."""
+    return f"`{dataset_path(settings.project, reach_dataset(settings.bq_dataset))}.period_reach`"
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,9 @@ def _aggregate(metric: Metric, scale: str, total: bool) -> str:
         return f"SUM({col})"
     if metric.combine is Combine.LATEST:
         return f"MAX({col})"
+    if metric.combine is Combine.PERIOD_DISTINCT and scale == "day":
+        # An agent's day is one row; the all-agents row comes from period_reach.
+        return f"SUM({col})"
     if scale == "day":
         # One row per (date, agent): the refresh's own value, untouched. The
         # all-agents row of a day combines several agents like a period does.
@@ -191,7 +199,9 @@ def build_export_query(
         if metric.combine is Combine.RATE:
             assert metric.ratio is not None
             deps = list(metric.ratio)
-        elif metric.combine is Combine.PERIOD_PERCENTILE and scale != "day":
+        elif metric.combine in (Combine.PERIOD_PERCENTILE, Combine.PERIOD_DISTINCT) and (
+            scale != "day"
+        ):
             deps = []
         elif metric.combine is Combine.WEIGHTED_AVERAGE and (total or scale != "day"):
             assert metric.weight is not None and metric.sum_ms is not None
@@ -268,10 +278,39 @@ def build_export_query(
         )
         joins.append("period_samples")
 
+    # Week and month reach: distinct users over the period's own days (a user
+    # active on several days counts once), which daily values cannot give.
+    # They come from the mirror through period_reach, an authorized function
+    # returning counts only: export holds no read access to the mirror. The
+    # all-agents row counts each user once however many agents reached them,
+    # at day scale too.
+    distinct = [m for m in chosen if m.combine is Combine.PERIOD_DISTINCT]
+    parameters = _parameters(start, end, agent)
+    if distinct and (scale != "day" or total):
+        names = ", ".join(_q(m.name) for m in distinct)
+        pooled_only = "" if scale != "day" else f"\n  WHERE `agent_id` = '{ALL_AGENTS}'"
+        ctes.append(
+            "reach AS (\n"  # noqa: S608 (catalog identifiers only)
+            f"  SELECT `date` AS period, `agent_id`, {names}\n"
+            f"  FROM {reach_ref(settings)}(@start, @end, @scale){pooled_only}\n"
+            ")"
+        )
+        joins.append("reach")
+        parameters += (bigquery.ScalarQueryParameter("scale", "STRING", scale),)
+
     select = ["periods.period AS `date`", "agents.agent_id AS `agent_id`"]
     for metric in chosen:
         name = _q(metric.name)
         if metric.combine is Combine.SUM:
+            expr = f"COALESCE(totals.{name}, 0)"
+        elif metric.combine is Combine.PERIOD_DISTINCT and scale != "day":
+            expr = f"COALESCE(reach.{name}, 0)"
+        elif metric.combine is Combine.PERIOD_DISTINCT and total:
+            expr = (
+                f"IF(agents.agent_id = '{ALL_AGENTS}', COALESCE(reach.{name}, 0), "
+                f"COALESCE(totals.{name}, 0))"
+            )
+        elif metric.combine is Combine.PERIOD_DISTINCT:
             expr = f"COALESCE(totals.{name}, 0)"
         elif metric.combine is Combine.RATE:
             assert metric.ratio is not None
@@ -289,7 +328,6 @@ def build_export_query(
         f"\nLEFT JOIN {j} ON {j}.period = periods.period AND {j}.agent_id = agents.agent_id"
         for j in joins
     )
-    parameters = _parameters(start, end, agent)
     if status is not None:
         ctes.append(_DAY_STATUS.format(period=period_of.format(d="d"), daily=daily))
         select.append(f"{_status_expr('day_status.status_rank')} AS `{STATUS_COLUMN}`")

@@ -30,6 +30,9 @@ class Combine(Enum):
     PERIOD_PERCENTILE = "period percentile"  # nearest rank over the period's own samples
     RATE = "rate"  # a ratio of two period sums, 4 decimals, NULL when the divisor is 0
     LATEST = "latest"  # the newest of the period's values
+    # Distinct users over the period's own days, from the mirror (a user
+    # active on several days counts once: daily values do not add up).
+    PERIOD_DISTINCT = "period distinct"
 
 
 class Unit(Enum):
@@ -65,7 +68,7 @@ class Metric:
     @property
     def zero_when_empty(self) -> bool:
         """Counts and sums are 0, never NULL, on a day or period without data."""
-        return self.combine is Combine.SUM
+        return self.combine in (Combine.SUM, Combine.PERIOD_DISTINCT)
 
 
 def _count(name: str, label: str, definition: str, *, required: bool = True) -> Metric:
@@ -85,6 +88,10 @@ def _percentile(name: str, label: str, definition: str, *, sample: str, p: int) 
 def _rate(name: str, label: str, definition: str, *, ratio: tuple[str, str]) -> Metric:
     return Metric(name, label, definition, "FLOAT64", Combine.RATE, Unit.RATE, stored=False,
                   ratio=ratio)  # fmt: skip
+
+
+def _distinct(name: str, label: str, definition: str) -> Metric:
+    return Metric(name, label, definition, "INT64", Combine.PERIOD_DISTINCT, Unit.COUNT)
 
 
 def _sum_ms(name: str, label: str, definition: str) -> Metric:
@@ -134,6 +141,10 @@ CATALOG: tuple[Metric, ...] = (
             "total whole milliseconds from READ to reply (0 without a sample)"),
     _sum_ms("agent_response_sum_ms", "Agent response, total ms",
             "total whole milliseconds the agent took to answer (0 without a sample)"),
+    _distinct("recipients", "Recipients",
+              "distinct users sent an agent message on the date (user_key of agent_messages)"),
+    _distinct("responders", "Responders",
+              "distinct users who sent a user message on the date (user_key of user_messages)"),
 )  # fmt: skip
 
 METRICS: dict[str, Metric] = {m.name: m for m in CATALOG}

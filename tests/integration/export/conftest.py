@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from google.cloud import bigquery
 from rbm_analytics.core import clients
-from rbm_analytics.core.tables import table_defs
+from rbm_analytics.core.tables import reach_dataset, table_defs
 
 from tests.export_data import Warehouse
 from tests.support import PROJECT, REPO_ROOT
@@ -31,7 +31,8 @@ def warehouse(bigquery_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterat
     for name in ("daily_metrics", "response_samples"):
         client.create_table(table_defs()[name].table(f"{PROJECT}.{dataset}"))
     yield Warehouse(client, PROJECT, dataset)
-    client.delete_dataset(f"{PROJECT}.{dataset}", delete_contents=True, not_found_ok=True)
+    for name in (dataset, reach_dataset(dataset)):  # the second only when a test made it
+        client.delete_dataset(f"{PROJECT}.{name}", delete_contents=True, not_found_ok=True)
 
 
 @pytest.fixture(scope="session")

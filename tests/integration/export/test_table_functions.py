@@ -14,12 +14,15 @@ from google.cloud import bigquery
 from rbm_analytics.core.tables import ensure_tables, routine_defs, routine_sql
 
 from tests.export_data import Warehouse
-from tests.integration.export.test_views import COLUMNS, START, _same, _seed
+from tests.integration.export.test_views import COLUMNS as DAILY_COLUMNS
+from tests.integration.export.test_views import START, _same, _seed
 from tests.support import REPO_ROOT
 
 # Wednesday to Tuesday across a month end: the first and last ISO weeks and
 # both months are cut by the range, as the export cuts them.
 RANGE = (date(2026, 1, 7), date(2026, 2, 3))
+# Reach is compared with the reference over real traffic in test_export_reach.
+COLUMNS = [*DAILY_COLUMNS, "recipients", "responders"]
 
 
 def _call(
@@ -46,10 +49,10 @@ def test_table_functions_equal_the_export(
     export_client: Any, warehouse: Warehouse, scale: str
 ) -> None:
     _seed(warehouse)
-    ensure_tables(warehouse.client, warehouse.project, warehouse.dataset, "US")
+    ensure_tables(warehouse.client, warehouse.project, warehouse.dataset, "US", reach=True)
     created = {r.routine_id for r in warehouse.client.list_routines(
         f"{warehouse.project}.{warehouse.dataset}")}  # fmt: skip
-    assert set(routine_defs()) <= created
+    assert {name for name, r in routine_defs().items() if not r.authorized} <= created
 
     start, end = (START, date(2026, 1, 18)) if scale == "day" else RANGE
     resp = export_client.get(
@@ -78,7 +81,7 @@ def test_table_functions_equal_the_export(
 
 
 def test_an_unknown_scale_is_an_error(warehouse: Warehouse) -> None:
-    ensure_tables(warehouse.client, warehouse.project, warehouse.dataset, "US")
+    ensure_tables(warehouse.client, warehouse.project, warehouse.dataset, "US", reach=True)
     with pytest.raises(BadRequest, match="scale must be day, week or month"):
         _call(warehouse, "agent_periods", *RANGE, "year")
 
@@ -87,15 +90,24 @@ def test_each_base_table_is_read_within_the_date_arguments() -> None:
     """Partition pruning: every read of a table is filtered on its partitioning
     column `date` by the function's arguments, which are constants of the
     calling query."""
-    for name in routine_defs():
+    partition = {"agent_messages": "sent_date", "user_messages": "event_date"}
+    for name, rdef in routine_defs().items():
         sql = routine_sql(name, "p", "d")
         assert "${" not in sql
         reads = re.findall(r"FROM `p\.d\.(\w+)` AS (\w+)\n((?:(?!FROM).)*)", sql, re.S)
-        assert sorted(table for table, _, _ in reads) == ["daily_metrics", "response_samples"]
+        assert sorted(table for table, _, _ in reads) == (
+            ["agent_messages", "user_messages"] if rdef.authorized
+            else ["daily_metrics", "response_samples"]
+        )  # fmt: skip
         for table, alias, clauses in reads:
-            assert f"WHERE {alias}.date BETWEEN start_date AND end_date" in clauses, (name, table)
+            column = partition.get(table, "date")
+            assert f"WHERE {alias}.{column} BETWEEN start_date AND end_date" in clauses, name
+        # The reach function is called with the same arguments: its reads are pruned alike.
+        for call in re.findall(r"FROM `p\.d_reach\.(\w+)`\((.*?)\)", sql):
+            assert call == ("period_reach", "start_date, end_date, scale"), name
 
 
 def test_terraform_and_the_functions_read_the_same_files() -> None:
     infra = sorted(p.stem for p in (REPO_ROOT / "infra" / "routines").glob("*.sql"))
-    assert sorted(routine_defs()) == infra == ["agent_periods", "all_agents_periods"]
+    assert sorted(routine_defs()) == infra
+    assert infra == ["agent_periods", "all_agents_periods", "period_reach"]

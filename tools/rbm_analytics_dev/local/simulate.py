@@ -78,11 +78,10 @@ EventKind = Literal[
 Route = Literal["webhook", "agent-messages"]
 
 # daily_metrics columns, per docs/contract.md §3, in table order, from the table's schema:
-# the counts (INT64) and the durations (FLOAT64, NULL without a sample).
+# the counts (INT64: counts, integer millisecond sums and distinct users, 0
+# when nothing happened) and the durations (FLOAT64, NULL without a sample).
 _DAILY_FIELDS = table_defs()["daily_metrics"].fields
-COUNT_COLUMNS = tuple(
-    f["name"] for f in _DAILY_FIELDS if f["type"] == "INT64" and f.get("mode") == "REQUIRED"
-)
+COUNT_COLUMNS = tuple(f["name"] for f in _DAILY_FIELDS if f["type"] == "INT64")
 DURATION_COLUMNS = tuple(f["name"] for f in _DAILY_FIELDS if f["type"] == "FLOAT64")
 
 

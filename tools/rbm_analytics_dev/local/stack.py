@@ -374,7 +374,9 @@ class Stack:
 
     def _ensure_tables(self) -> None:
         # Tables exist from the start, so export answers (with zeros) before
-        # the first refresh. Refresh creates them too, as in the cloud.
+        # the first refresh. Refresh creates them too, as in the cloud; the
+        # reach dataset and its authorized function are Terraform's in the
+        # cloud, and created here.
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import bigquery
         from rbm_analytics.core.tables import ensure_tables
@@ -385,7 +387,7 @@ class Stack:
             client_options={"api_endpoint": self.config.url("bigquery")},
         )
         try:
-            ensure_tables(client, self.config.project, self.config.dataset, "US")
+            ensure_tables(client, self.config.project, self.config.dataset, "US", reach=True)
         finally:
             client.close()  # type: ignore[no-untyped-call]
 

@@ -62,7 +62,9 @@
       MAX(agent_response_p90_s) AS agent_response_p90_s,
       MAX(refreshed_at) AS refreshed_at,
       SUM(read_to_reply_sum_ms) AS read_to_reply_sum_ms,
-      SUM(agent_response_sum_ms) AS agent_response_sum_ms
+      SUM(agent_response_sum_ms) AS agent_response_sum_ms,
+      SUM(recipients) AS recipients,
+      SUM(responders) AS responders
     FROM days
     GROUP BY period, agent_id
   ),
@@ -86,6 +88,14 @@
       WINDOW period_samples AS (PARTITION BY calendar.period, s.agent_id, s.metric)
     )
     GROUP BY period, agent_id
+  ),
+  reach AS (
+    -- Distinct users over the period's own days (they do not add up over
+    -- days), from the authorized function over the mirror; a day's are the
+    -- refresh's own values.
+    SELECT date AS period, agent_id, recipients, responders
+    FROM `${project}.${reach_dataset}.period_reach`(start_date, end_date, scale)
+    WHERE scale != 'day'
   ),
   periods AS (
     SELECT DISTINCT period FROM calendar
@@ -116,10 +126,13 @@
     t.refreshed_at,
     COALESCE(t.read_to_reply_sum_ms, 0) AS read_to_reply_sum_ms,
     COALESCE(t.agent_response_sum_ms, 0) AS agent_response_sum_ms,
+    COALESCE(IF(scale = 'day', t.recipients, r.recipients), 0) AS recipients,
+    COALESCE(IF(scale = 'day', t.responders, r.responders), 0) AS responders,
     ROUND(SAFE_DIVIDE(t.delivered, t.sent), 4) AS delivery_rate,
     ROUND(SAFE_DIVIDE(t.read, t.sent), 4) AS read_rate
   FROM periods
   CROSS JOIN agents
   LEFT JOIN totals AS t ON t.period = periods.period AND t.agent_id = agents.agent_id
   LEFT JOIN percentiles AS p ON p.period = periods.period AND p.agent_id = agents.agent_id
+  LEFT JOIN reach AS r ON r.period = periods.period AND r.agent_id = agents.agent_id
 )

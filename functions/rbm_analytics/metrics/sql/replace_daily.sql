@@ -123,30 +123,35 @@ INSERT INTO `${dataset}.daily_metrics` (
   date, agent_id, sent, delivered, read, typing_events, user_messages, user_text, user_files,
   user_locations, suggestion_replies, suggestion_actions, reads_with_reply, read_to_reply_avg_s,
   read_to_reply_p50_s, agent_responses, agent_response_avg_s, agent_response_p50_s,
-  agent_response_p90_s, refreshed_at, read_to_reply_sum_ms, agent_response_sum_ms
+  agent_response_p90_s, refreshed_at, read_to_reply_sum_ms, agent_response_sum_ms, recipients,
+  responders
   -- generated: columns (end)
 )
 WITH sent_on_day AS (
   -- sent: agent messages with sent date D.
   -- delivered / read: of those, with the earliest DELIVERED / READ receipt
   -- before the cutoff (D + W days, 00:00 UTC).
+  -- recipients: distinct users (user_key) those messages went to.
   SELECT
     sent_date AS date,
     agent_id,
     COUNT(*) AS sent,
     COUNTIF(delivered_at < TIMESTAMP_ADD(TIMESTAMP(sent_date), INTERVAL @window_days DAY))
       AS delivered,
-    COUNTIF(read_at < TIMESTAMP_ADD(TIMESTAMP(sent_date), INTERVAL @window_days DAY)) AS read
+    COUNTIF(read_at < TIMESTAMP_ADD(TIMESTAMP(sent_date), INTERVAL @window_days DAY)) AS read,
+    COUNT(DISTINCT user_key) AS recipients
   FROM `${dataset}.agent_messages`
   WHERE sent_date BETWEEN @start_date AND @end_date
   GROUP BY date, agent_id
 ),
 received_on_day AS (
   -- user_messages: user messages on D; then the same split by kind.
+  -- responders: distinct users (user_key) who sent those messages.
   SELECT
     event_date AS date,
     agent_id,
     COUNT(*) AS user_messages,
+    COUNT(DISTINCT user_key) AS responders,
     COUNTIF(kind = 'text') AS user_text,
     COUNTIF(kind = 'file') AS user_files,
     COUNTIF(kind = 'location') AS user_locations,
@@ -233,7 +238,9 @@ SELECT
   agent_response_p90_s,
   @refreshed_at AS refreshed_at,
   COALESCE(read_to_reply_sum_ms, 0) AS read_to_reply_sum_ms,
-  COALESCE(agent_response_sum_ms, 0) AS agent_response_sum_ms
+  COALESCE(agent_response_sum_ms, 0) AS agent_response_sum_ms,
+  COALESCE(recipients, 0) AS recipients,
+  COALESCE(responders, 0) AS responders
   -- generated: values (end)
 FROM sent_on_day
 FULL JOIN received_on_day USING (date, agent_id)
