@@ -14,6 +14,7 @@ from __future__ import annotations
 import flask
 import functions_framework
 from rbm_analytics import web
+from rbm_analytics.core.errors import NotFound
 
 web.check_settings()
 
@@ -40,3 +41,10 @@ def export(request: flask.Request) -> flask.Response:
     from rbm_analytics.export import routes
 
     return web.respond(routes.SERVICE, request, routes.serve_default)
+
+
+@functions_framework.errorhandler(404)  # type: ignore[untyped-decorator]
+def not_found(error: Exception) -> flask.Response:
+    """functions-framework answers ``/robots.txt`` and ``/favicon.ico`` itself:
+    those get the same JSON 404, headers and log line as every other path."""
+    return web.refuse(flask.current_app.name, NotFound("no such route"))

@@ -73,7 +73,8 @@ data "archive_file" "functions" {
   type        = "zip"
   source_dir  = local.functions_dir
   output_path = "${path.module}/build/functions.zip"
-  excludes    = ["**/__pycache__/**", "**/*.pyc"]
+  # A development install (pip install -e) leaves egg-info metadata here.
+  excludes = ["**/__pycache__/**", "**/*.pyc", "*.egg-info/**", "**/*.egg-info/**"]
 }
 
 resource "google_storage_bucket" "source" {

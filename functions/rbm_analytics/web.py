@@ -228,6 +228,12 @@ def check_settings() -> None:
         logs.error("configuration error: every request will answer 503", error=exc.message)
 
 
+def refuse(name: str, exc: Exception) -> flask.Response:
+    """An error answered outside any route (the framework's own paths)."""
+    fields: dict[str, Any] = {"route": "unknown"}
+    return to_flask(finish(name, error(exc, fields), fields, time.perf_counter()))
+
+
 def respond(
     service: Service[Any],
     request: flask.Request,

@@ -172,6 +172,8 @@ def test_source_zip_is_the_functions_folder(tf: hcl.Config) -> None:
     # The object is named by content, so a code change makes new revisions.
     obj = tf.resource("google_storage_bucket_object", "source")
     assert "${data.archive_file.functions.output_md5}" in obj["name"]
+    # Caches and a development install's metadata never ship.
+    assert {"**/__pycache__/**", "**/*.pyc", "*.egg-info/**"} <= set(archive["excludes"])
 
 
 def test_sizing_caps_ingest_and_serialises_refresh(tf: hcl.Config) -> None:

@@ -129,7 +129,8 @@ def test_the_deployed_folder_holds_only_runtime_code() -> None:
     """functions/ is what Terraform zips: the functions, never the CLI or local stack."""
     functions = REPO_ROOT / "functions"
     files = {p.relative_to(functions).as_posix() for p in functions.rglob("*") if p.is_file()}
-    files = {f for f in files if "__pycache__" not in f}
+    # What the archive's excludes leave out (infra/functions.tf).
+    files = {f for f in files if "__pycache__" not in f and ".egg-info/" not in f}
     assert {"main.py", "requirements.txt"} <= files
     assert all(
         f in ("main.py", "requirements.txt") or f.startswith("rbm_analytics/") for f in files
@@ -159,3 +160,17 @@ def test_a_setting_that_is_no_bigquery_id_is_503_naming_it_in_both_functions(
     resp = getattr(functions_framework.create_app(target, MAIN).test_client(), method)(path)
     assert resp.status_code == 503
     assert setting in resp.get_json()["error"]
+
+
+@pytest.mark.parametrize("target", ["ingest", "refresh", "export"])
+@pytest.mark.parametrize("path", ["/robots.txt", "/favicon.ico"])
+def test_the_frameworks_own_paths_answer_like_every_other(
+    target: str, path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    resp = functions_framework.create_app(target, MAIN).test_client().get(path)
+    assert resp.status_code == 404
+    assert resp.headers["Content-Type"] == "application/json"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.get_json() == {"error": "no such route"}
+    (line,) = _lines(capsys.readouterr().out)
+    assert (line["message"], line["status"]) == (f"{target} request", 404)

@@ -284,3 +284,14 @@ def test_the_readme_shows_the_dry_run_output_as_it_is(
     out = io.StringIO()
     assert init.run(args, out=out) == 0
     assert out.getvalue().rstrip("\n") in (REPO_ROOT / "README.md").read_text()
+
+
+def test_a_bare_secret_with_base64_padding_is_the_only_agents_token() -> None:
+    from rbm_analytics_dev.commands.init import _pairs
+
+    assert _pairs(["c2VjcmV0=="], ("acme",), "--client-token") == {"acme": "c2VjcmV0=="}
+    assert _pairs(["acme=tok=="], ("acme", "beta"), "--client-token") == {"acme": "tok=="}
+    assert _pairs(["https://bot.example/hook?a=b"], ("acme", "beta"), "--forward-url") == {
+        "acme": "https://bot.example/hook?a=b",
+        "beta": "https://bot.example/hook?a=b",
+    }

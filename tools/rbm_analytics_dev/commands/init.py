@@ -197,19 +197,21 @@ def _terminal_ask(question: str) -> str:
 
 
 def _pairs(values: Sequence[str], agents: tuple[str, ...], what: str) -> dict[str, str]:
-    """``AGENT=VALUE`` entries; a bare ``VALUE`` is for the only agent (or all, for URLs)."""
+    """``AGENT=VALUE`` entries; a bare ``VALUE`` is for the only agent (or all, for URLs).
+
+    Only a known agent's name makes ``AGENT=VALUE``: a bare secret may hold
+    ``=`` itself (base64 padding), and a URL may too (in its query).
+    """
     out: dict[str, str] = {}
     for raw in values:
         agent, sep, value = raw.partition("=")
-        if not sep or agent.startswith(("http:", "https:")):
-            if len(agents) != 1 and what == "--client-token":
-                raise InitError(f"{what}: with several agents, write AGENT=VALUE")
-            for a in agents:
-                out.setdefault(a, raw)
+        if sep and agent in agents:
+            out[agent] = value
             continue
-        if agent not in agents:
-            raise InitError(f"{what}: {agent!r} is not one of --agents")
-        out[agent] = value
+        if len(agents) != 1 and what == "--client-token":
+            raise InitError(f"{what}: with several agents, write AGENT=VALUE (AGENT in --agents)")
+        for a in agents:
+            out.setdefault(a, raw)
     return out
 
 
