@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -128,14 +129,30 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+# An agent id may hold "=" itself: the URL is what follows the last
+# "=http://" or "=https://".
+_FORWARD_ENTRY = re.compile(r"(?P<agent>.+)=(?P<url>https?://\S+)")
+
+
+def _forward_url(raw: str | None) -> str:
+    url = (raw or "").strip()
+    if url and not re.fullmatch(r"https?://\S+", url):
+        raise ConfigError("FORWARD_URL must be an http:// or https:// URL")
+    return url
+
+
 def _forward_urls(raw: str | None) -> tuple[tuple[str, str], ...]:
     """``agentId=url,agentId=url``: each agent's own relay target."""
     pairs = []
-    for entry in _csv(raw):
-        agent, sep, url = entry.partition("=")
-        if not sep or not agent.strip() or not url.strip():
-            raise ConfigError("FORWARD_URLS entries must be agentId=url, separated by commas")
-        pairs.append((agent.strip(), url.strip()))
+    for n, entry in enumerate(_csv(raw), start=1):
+        m = _FORWARD_ENTRY.fullmatch(entry)
+        if m is None:
+            raise ConfigError(
+                f"FORWARD_URLS entry {n} must be agentId=https://…, separated by commas"
+            )
+        if not is_valid_id(m["agent"]):
+            raise ConfigError(f"FORWARD_URLS entry {n}: the agent id is not valid ({ID_RULE})")
+        pairs.append((m["agent"], m["url"]))
     return tuple(pairs)
 
 
@@ -212,7 +229,7 @@ class Settings:
             firestore_deadline_s=_float(env, "FIRESTORE_DEADLINE_SECONDS", 10.0),
             refresh_overlap_s=_float(env, "REFRESH_OVERLAP_SECONDS", 300.0),
             pubsub_push_tokens=_credentials(env, "PUBSUB_PUSH_TOKENS", MIN_SECRET_CHARS),
-            forward_url=env.get("FORWARD_URL", "").strip(),
+            forward_url=_forward_url(env.get("FORWARD_URL")),
             forward_urls=_forward_urls(env.get("FORWARD_URLS")),
             forward_timeout_s=_float(env, "FORWARD_TIMEOUT_SECONDS", 10.0),
             mirror_retention_days=_int(env, "MIRROR_RETENTION_DAYS", 400, minimum=0),
