@@ -123,6 +123,20 @@ def table_rows(dataset: str, table: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+# Each run's latest status (README: refresh_runs is append-only, a later row supersedes).
+LATEST_RUNS_SQL = """
+SELECT * FROM `{dataset}.refresh_runs`
+QUALIFY ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY finished_at DESC NULLS LAST) = 1
+"""
+
+
+def latest_runs(dataset: str) -> list[dict[str, Any]]:
+    """One row per run (its latest), oldest run first."""
+    client = clients.bigquery_client()
+    rows = client.query(LATEST_RUNS_SQL.format(dataset=f"{client.project}.{dataset}")).result()
+    return sorted((dict(r) for r in rows), key=lambda r: r["started_at"])
+
+
 def metrics_by_key(dataset: str) -> dict[tuple[str, str], dict[str, Any]]:
     """daily_metrics as {(iso date, agent_id): row}."""
     return {(r["date"].isoformat(), r["agent_id"]): r for r in table_rows(dataset, "daily_metrics")}

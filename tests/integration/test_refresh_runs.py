@@ -20,6 +20,7 @@ from tests.integration import scenario
 from tests.integration.refresh_support import (
     Traffic,
     assert_tables_match,
+    latest_runs,
     post_refresh,
     table_rows,
     us,
@@ -94,7 +95,7 @@ def test_crash_between_mirror_and_metrics_then_rerun(
     # The mirror already has the new message; the daily tables are the previous run's.
     assert "late-msg" in {r["message_id"] for r in table_rows(bq_dataset, "agent_messages")}
     assert _snapshot(bq_dataset, DAILY) == before
-    runs = sorted(table_rows(bq_dataset, "refresh_runs"), key=lambda r: r["started_at"])
+    runs = latest_runs(bq_dataset)
     assert [r["status"] for r in runs] == ["succeeded", "failed"]
     assert "injected: BigQuery went away" in runs[-1]["error"]
     assert runs[-1]["documents_read"] == 1  # only the changed document was read
@@ -108,8 +109,10 @@ def test_crash_between_mirror_and_metrics_then_rerun(
                           utc(2026, 2, 4, 10))
     )  # fmt: skip
     assert_tables_match(bq_dataset, expected(sc.agent_msgs, sc.user_msgs, sc.typing, _dates(sc)))
-    runs = table_rows(bq_dataset, "refresh_runs")
-    assert sorted(r["status"] for r in runs) == ["failed", "succeeded", "succeeded"]
+    runs = latest_runs(bq_dataset)
+    assert [r["status"] for r in runs] == ["succeeded", "failed", "succeeded"]
+    # Each run also left its "running" row, written as it started.
+    assert sorted(r["status"] for r in table_rows(bq_dataset, "refresh_runs")).count("running") == 3
 
 
 def test_unchanged_firestore_reads_zero_documents(
@@ -192,7 +195,7 @@ def test_cli_refresh_prints_the_summary(
     assert summary["documents_read"] == 1
     (row,) = table_rows(bq_dataset, "daily_metrics")
     assert (row["date"], row["sent"]) == (date(2026, 1, 5), 1)
-    (run,) = table_rows(bq_dataset, "refresh_runs")
+    (run,) = latest_runs(bq_dataset)
     assert (run["status"], run["first_date"], run["last_date"]) == (
         "succeeded", date(2026, 1, 5), date(2026, 1, 6),
     )  # fmt: skip

@@ -1,13 +1,17 @@
 """SIGKILL the refresh process mid-run: the next run's tables equal an uninterrupted run's.
 
 The refresh runs as its own process (``rbm-analytics refresh``, the same code
-as the function). It is killed once while mirroring Firestore into BigQuery
-and once while recomputing the daily tables; then it runs to the end. The
-result is compared, table by table, with a run that was never interrupted.
+as the function). With a backlog of more changed documents than fit in one
+chunk (the chunk size lowered), it is killed between two chunks, again in the
+middle of a chunk, and once while recomputing the daily tables; then it runs
+to the end. The result is compared, table by table, with a run that was never
+interrupted (and read everything in one chunk per collection). Finished chunks
+are not read again: the last run reads less than the whole backlog.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import select
@@ -17,7 +21,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from tests.integration.refresh_support import Traffic, table_rows, utc
+from tests.integration.refresh_support import Traffic, latest_runs, table_rows, utc
 from tests.support import REPO_ROOT
 
 AGENTS = ("acme-agent", "beta-agent")
@@ -64,8 +68,17 @@ def _snapshot(dataset: str) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-def _refresh_process(dataset: str) -> subprocess.Popen[str]:
+OVERLAP_S = 0.5
+# Chunk size of the interrupted runs: the backlog takes several chunks per collection.
+SMALL_CHUNK = 25
+
+
+def _refresh_process(dataset: str, chunk: int | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "BQ_DATASET": dataset, "PYTHONUNBUFFERED": "1"}
+    # The backlog is older than the overlap, so a saved cursor is exact (see watermark).
+    env["REFRESH_OVERLAP_SECONDS"] = str(OVERLAP_S)
+    if chunk is not None:
+        env["REFRESH_CHUNK_DOCUMENTS"] = str(chunk)
     return subprocess.Popen(
         [str(REPO_ROOT / ".venv" / "bin" / "rbm-analytics"), "refresh",
          "--start", START, "--end", END],
@@ -73,11 +86,15 @@ def _refresh_process(dataset: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def _kill_in_phase(dataset: str, phase: str, delay_s: float) -> bool:
-    """Run a refresh and SIGKILL it ``delay_s`` after it logs ``phase``; False if it finished."""
-    proc = _refresh_process(dataset)
+def _kill_in_phase(
+    dataset: str, phase: str, delay_s: float, *, nth: int = 1, chunk: int | None = None
+) -> bool:
+    """Run a refresh and SIGKILL it ``delay_s`` after it logs ``phase`` the ``nth`` time;
+    False if it finished first."""
+    proc = _refresh_process(dataset, chunk)
     assert proc.stdout is not None
     deadline = time.monotonic() + 300
+    seen = 0
     while time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], 1.0)
         if not ready:
@@ -86,6 +103,9 @@ def _kill_in_phase(dataset: str, phase: str, delay_s: float) -> bool:
         if not line:
             break
         if f'"phase":"{phase}"' in line:
+            seen += 1
+            if seen < nth:
+                continue
             time.sleep(delay_s)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
@@ -94,32 +114,51 @@ def _kill_in_phase(dataset: str, phase: str, delay_s: float) -> bool:
     return False
 
 
-def _run_to_end(dataset: str) -> None:
-    proc = _refresh_process(dataset)
+def _run_to_end(dataset: str, chunk: int | None = None) -> dict[str, Any]:
+    proc = _refresh_process(dataset, chunk)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-3000:]
+    summary: dict[str, Any] = json.loads(out[out.index("{\n") :])
+    return summary
 
 
-def test_refresh_killed_in_mirror_and_metrics_steps_then_rerun_matches_clean_run(
-    ingest_client: Any, bq_dataset: str, bigquery_emulator: Any
+def test_backlog_refresh_killed_between_and_in_chunks_then_rerun_matches_clean_run(
+    ingest_client: Any, bq_dataset: str, bigquery_emulator: Any, soak: bool
 ) -> None:
     seed = int(os.environ.get("RELIABILITY_SEED", "20260301"))
     print(f"seed {seed}")
     rng = random.Random(seed)
     _traffic(ingest_client, rng)
+    time.sleep(OVERLAP_S + 0.5)
 
     clean = bq_dataset
-    _run_to_end(clean)
+    clean_summary = _run_to_end(clean)
     expected = _snapshot(clean)
     assert expected["daily_metrics"], "the clean run wrote no daily metrics"
+    backlog = clean_summary["documents_read"]
+    assert clean_summary["chunks"] == 3  # one chunk per collection
+    assert backlog > 4 * SMALL_CHUNK
 
-    # A dataset of its own has its own watermark: its first run reads everything.
+    # A dataset of its own has its own cursors: its first run reads everything.
     killed = f"{clean}_killed"
-    kills = [
-        _kill_in_phase(killed, "mirror", rng.uniform(0.0, 0.3)),
-        _kill_in_phase(killed, "metrics", rng.uniform(0.0, 0.3)),
+    plan = [
+        ("chunk", 2, 0.0),  # right after the second chunk's cursor was saved
+        ("chunk", 2, rng.uniform(0.2, 0.8)),  # while a later chunk is read or merged
+        ("metrics", 1, rng.uniform(0.0, 0.3)),  # while the daily tables are recomputed
     ]
-    print(f"killed in mirror step: {kills[0]}, in metrics step: {kills[1]}")
-    assert any(kills), "the refresh finished before it could be killed"
-    _run_to_end(killed)
+    if soak:
+        plan[2:2] = [("chunk", rng.randint(1, 3), rng.uniform(0.0, 1.5)) for _ in range(6)]
+    kills = [
+        _kill_in_phase(killed, phase, delay, nth=nth, chunk=SMALL_CHUNK)
+        for phase, nth, delay in plan
+    ]
+    print(f"kills (phase, nth, delay) -> killed: {list(zip(plan, kills, strict=True))}")
+    assert all(kills[:2]), "the refresh finished before it could be killed between chunks"
+    final = _run_to_end(killed, SMALL_CHUNK)
     assert _snapshot(killed) == expected
+    # Finished chunks were not read again (at most the chunks in flight were).
+    assert final["documents_read"] < backlog - 2 * SMALL_CHUNK
+    # A run killed in its mirror step stays visible in refresh_runs as "running".
+    statuses = [r["status"] for r in latest_runs(killed)]
+    assert statuses[:2] == ["running", "running"], statuses
+    assert statuses[-1] == "succeeded", statuses

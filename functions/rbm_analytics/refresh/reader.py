@@ -1,16 +1,17 @@
-"""The refresh's incremental read: Firestore documents changed since the watermark,
-turned into rows of the BigQuery mirror tables.
+"""The refresh's incremental read: Firestore documents changed since a cursor,
+turned into rows of the BigQuery mirror tables, one bounded chunk at a time.
 
-Queries come from ``firestore_queries.CHANGED_SINCE`` (the declared list that
-infra/'s indexes are checked against). Each streams with ``select()`` of the
-fields the mirror needs, and rows go to a temporary NDJSON file, so memory
-does not grow with the size of a backlog.
+Queries come from ``queries.CHANGED_SINCE`` (the declared list that infra/'s
+indexes are checked against): ``updated_at >= u`` ordered by ``updated_at``
+and document id (Firestore's single-field index is ordered that way, so no
+composite index is needed), ``start_after`` the cursor, ``select()`` of the
+fields the mirror needs, ``limit`` the chunk size.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -21,9 +22,11 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from rbm_analytics.core.collections import AGENT_MESSAGES, USER_EVENTS, USER_MESSAGES
+from rbm_analytics.core.shards import SHARD_FIELD
 from rbm_analytics.core.tables import table_defs
 from rbm_analytics.core.timeutil import datetime_to_us, format_us, utc_date
-from rbm_analytics.refresh.queries import CHANGED_SINCE, QuerySpec
+from rbm_analytics.refresh.queries import QuerySpec
+from rbm_analytics.refresh.watermark import Cursor
 
 Row = dict[str, Any]
 
@@ -139,34 +142,42 @@ class MirrorBatch:
 
 
 @dataclass
-class Changes:
-    """What a refresh read: one batch per mirror table, and the documents it cost."""
+class Chunk:
+    """One bounded read of a stream: its mirror rows and where the stream now stands."""
 
-    batches: dict[str, MirrorBatch] = field(default_factory=dict)
+    batch: MirrorBatch
     documents_read: int = 0
+    # Position after the last document read (the cursor it was read from when empty).
+    cursor: Cursor | None = None
+    # Fewer documents than the limit came back: nothing more after ``cursor``.
+    exhausted: bool = False
     # Documents lacking a field the mirror requires: skipped, so one damaged
     # document cannot block every later run (the first few ids are kept for the log).
     skipped: int = 0
     skipped_ids: list[str] = field(default_factory=list)
 
     def close(self) -> None:
-        for batch in self.batches.values():
-            batch.file.close()
+        self.batch.file.close()
 
 
-def _query(client: firestore.Client, spec: QuerySpec, since: datetime) -> Any:
+def _query(
+    client: firestore.Client, spec: QuerySpec, after: Cursor, limit: int, shard: int | None
+) -> Any:
     query: Any = client.collection(spec.collection)
-    for name in spec.equality_fields:  # pragma: no cover - CHANGED_SINCE has none
-        raise ValueError(f"query spec for {spec.collection} needs a value for {name}")
+    for name in spec.equality_fields:
+        if name != SHARD_FIELD or shard is None:
+            raise ValueError(f"query spec for {spec.collection} needs a value for {name}")
+        query = query.where(filter=FieldFilter(name, "==", shard))
     if spec.range_field:
-        query = query.where(filter=FieldFilter(spec.range_field, ">=", since))
+        query = query.where(filter=FieldFilter(spec.range_field, ">=", after.updated_at))
     for name in spec.order_by:
         query = query.order_by(name)
-    return query.select(list(MAPPINGS[spec.collection].fields))
-
-
-def _stream(client: firestore.Client, spec: QuerySpec, since: datetime) -> Iterator[Any]:
-    yield from _query(client, spec, since).stream()
+    # Ties in updated_at are ordered by document id: every index entry ends
+    # with the document name, so this needs no index of its own.
+    query = query.order_by("__name__")
+    if after.doc_id is not None:
+        query = query.start_after({"updated_at": after.updated_at, "__name__": after.doc_id})
+    return query.select(list(MAPPINGS[spec.collection].fields)).limit(limit)
 
 
 @cache
@@ -174,27 +185,40 @@ def _required(table: str) -> tuple[str, ...]:
     return tuple(f["name"] for f in table_defs()[table].fields if f.get("mode") == "REQUIRED")
 
 
-def read_changed(client: firestore.Client, since: datetime) -> Changes:
-    """Every document with ``updated_at >= since``, as mirror rows (one pass per collection)."""
-    changes = Changes()
+def read_chunk(
+    client: firestore.Client,
+    spec: QuerySpec,
+    after: Cursor,
+    limit: int,
+    *,
+    shard: int | None = None,
+) -> Chunk:
+    """Up to ``limit`` documents of ``spec``'s stream after ``after``, as mirror rows.
+
+    Memory holds one chunk's rows (in a temporary file: on Cloud Run, memory
+    too), whatever the backlog.
+    """
+    mapping = MAPPINGS[spec.collection]
+    chunk = Chunk(MirrorBatch(spec.collection, TemporaryFile()), cursor=after)  # noqa: SIM115
     try:
-        for spec in CHANGED_SINCE:
-            mapping = MAPPINGS[spec.collection]
-            batch = MirrorBatch(spec.collection, TemporaryFile())  # noqa: SIM115
-            changes.batches[spec.collection] = batch
-            for snap in _stream(client, spec, since):
-                changes.documents_read += 1
-                row = mapping.to_row(snap.id, snap.to_dict() or {})
-                if row is None:
-                    continue
-                if any(row.get(name) is None for name in _required(spec.collection)):
-                    changes.skipped += 1
-                    if len(changes.skipped_ids) < 10:
-                        changes.skipped_ids.append(f"{spec.collection}/{snap.id}")
-                    continue
-                batch.add(row, date.fromisoformat(row[mapping.date_column]))
-            batch.file.seek(0)
+        for snap in _query(client, spec, after, limit, shard).stream():
+            chunk.documents_read += 1
+            doc = snap.to_dict() or {}
+            updated = doc.get("updated_at")
+            if isinstance(updated, datetime):
+                chunk.cursor = Cursor(updated, snap.id)
+            row = mapping.to_row(snap.id, doc)
+            if row is None:
+                continue
+            if any(row.get(name) is None for name in _required(spec.collection)):
+                chunk.skipped += 1
+                if len(chunk.skipped_ids) < 10:
+                    chunk.skipped_ids.append(f"{spec.collection}/{snap.id}")
+                continue
+            chunk.batch.add(row, date.fromisoformat(row[mapping.date_column]))
+        chunk.exhausted = chunk.documents_read < limit
+        chunk.batch.file.seek(0)
     except BaseException:
-        changes.close()
+        chunk.close()
         raise
-    return changes
+    return chunk

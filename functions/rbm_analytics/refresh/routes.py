@@ -1,25 +1,34 @@
 """The ``refresh`` function's core: Firestore changes → BigQuery mirror → daily tables.
 
-    phase read     documents with updated_at >= watermark (Firestore)
-    phase mirror   load + MERGE into agent_messages, user_messages, user_events
-    phase metrics  one transaction replaces the requested dates' daily rows
-    phase done     watermark = run start - REFRESH_OVERLAP_SECONDS; run row
+    phase start    a ``running`` row in refresh_runs (a killed run stays visible)
+    phase mirror   per stream, in (updated_at, id) order, chunk by chunk:
+                   read ≤ REFRESH_CHUNK_DOCUMENTS → load into staging → MERGE
+                   into the mirror → save the stream's cursor
+    phase metrics  only once every stream is caught up: one transaction
+                   replaces the requested dates' daily rows
+    phase done     the run's final row in refresh_runs
 
-Every phase is idempotent and the watermark moves last, so a run that dies
-anywhere is repaired by the next run of the same dates.
+Every step is idempotent and a cursor moves only after its chunk is committed
+in BigQuery, so a run that dies anywhere repeats at most one chunk, and the
+next run continues where it stopped (``watermark`` explains the cursors and
+the overlap rule). A run that has not caught up when REFRESH_TIME_BUDGET_SECONDS
+are spent stops after the chunk in flight: its progress is saved, no daily row
+is computed from the partly mirrored window, and it answers 503 so Cloud
+Scheduler retries; refresh_runs says ``incomplete``.
 
-HTTP statuses (``handle``): 200 JSON summary; 400 bad dates or body; 405 not
-POST; 503 Firestore or BigQuery failed (the run is logged in refresh_runs as
-failed; Cloud Scheduler retries); 500 anything else (a JSON error, the
-traceback in the log).
+HTTP statuses (``handle``): 200 JSON summary; 400 bad dates or body (including
+dates whose look-back reaches expired mirror partitions); 405 not POST; 503
+still catching up (JSON body with ``"status": "incomplete"``) or Firestore or
+BigQuery failed (the run is logged in refresh_runs as failed); Cloud Scheduler
+retries both; 500 anything else (a JSON error, the traceback in the log).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,8 +43,14 @@ from rbm_analytics.core.errors import HttpError, ServiceUnavailable
 from rbm_analytics.core.http import Request, Response, json_response
 from rbm_analytics.refresh import watermark
 from rbm_analytics.refresh.plan import RefreshPlan, plan_from_body
-from rbm_analytics.refresh.reader import read_changed
-from rbm_analytics.refresh.warehouse import RunRecord, Warehouse
+from rbm_analytics.refresh.queries import CHANGED_SINCE, QuerySpec
+from rbm_analytics.refresh.reader import read_chunk
+from rbm_analytics.refresh.warehouse import DailyCounts, RunRecord, Warehouse
+
+# refresh_runs statuses. A run's rows share its run_id; the latest row wins.
+RUNNING, SUCCEEDED, MIRRORED, INCOMPLETE, FAILED = (
+    "running", "succeeded", "mirrored", "incomplete", "failed",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,8 +70,8 @@ class RefreshFailed(ServiceUnavailable):
     """Storage failed during a run; the run is recorded as failed."""
 
 
-def _phase(phase: str, run_id: str) -> None:
-    logs.info("refresh phase", phase=phase, run_id=run_id)
+def _phase(phase: str, run_id: str, **fields: Any) -> None:
+    logs.info("refresh phase", phase=phase, run_id=run_id, **fields)
 
 
 def _now() -> datetime:
@@ -83,106 +98,222 @@ def _log_daily(warehouse: Warehouse, plan: RefreshPlan, run_id: str) -> None:
         )  # fmt: skip
 
 
-def run(plan: RefreshPlan, settings: Settings, clients: Clients) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Stream:
+    """One ordered change feed: a collection (and, sharded, one shard of it)."""
+
+    key: str
+    spec: QuerySpec
+    shard: int | None = None
+
+
+def all_streams(settings: Settings) -> list[Stream]:
+    """Every stream a complete refresh reads."""
+    return [Stream(spec.collection, spec) for spec in CHANGED_SINCE]
+
+
+@dataclass
+class MirrorProgress:
+    """What the mirror phase did in this run."""
+
+    documents_read: int = 0
+    mirror_rows: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+    chunks: int = 0
+    # Every stream this run was given is caught up (read to its end).
+    caught_up: bool = False
+
+
+def mirror(
+    streams: Sequence[Stream],
+    *,
+    settings: Settings,
+    fs: firestore.Client,
+    warehouse: Warehouse,
+    run_id: str,
+    progress_id: str,
+    started_at: datetime,
+    deadline: float,
+) -> MirrorProgress:
+    """Read, load and MERGE ``streams`` chunk by chunk until caught up or ``deadline``.
+
+    ``progress_id`` is recorded on each stream that this run caught up
+    (the run id, or a job execution shared by its tasks). ``deadline`` is a
+    ``time.monotonic()`` value.
+    """
+    progress = MirrorProgress(mirror_rows={s.spec.collection: 0 for s in streams})
+    saved = watermark.load(fs, warehouse.path)
+    start = watermark.start_cursor(fs, warehouse.path)
+    cursors = {s.key: saved[s.key].cursor if s.key in saved else start for s in streams}
+    # Never save a position past the run's start minus the overlap (see watermark).
+    limit = watermark.Cursor(started_at - timedelta(seconds=settings.refresh_overlap_s))
+    pending = list(streams)
+    while pending:
+        # The stream furthest behind goes next: a run moves the oldest
+        # unmirrored changes first, and no stream waits behind another's backlog.
+        stream = min(pending, key=lambda s: cursors[s.key].updated_at)
+        chunk = read_chunk(
+            fs, stream.spec, cursors[stream.key], settings.refresh_chunk_documents,
+            shard=stream.shard,
+        )  # fmt: skip
+        try:
+            if chunk.skipped:
+                logs.warning(
+                    "refresh skipped documents", run_id=run_id, count=chunk.skipped,
+                    examples=chunk.skipped_ids,
+                )  # fmt: skip
+            rows = warehouse.upsert_mirror(chunk.batch, run_id)
+        finally:
+            chunk.close()
+        assert chunk.cursor is not None
+        cursors[stream.key] = chunk.cursor
+        # Read to its end: everything older than the limit was visible to this
+        # read, so the stream resumes at the limit (the overlap rule, as one
+        # watermark did); otherwise at the last document, never past the limit.
+        saved_cursor = limit if chunk.exhausted else chunk.cursor.capped(limit)
+        watermark.save(
+            fs, warehouse.path, stream.key, saved_cursor, progress_id, caught_up=chunk.exhausted
+        )
+        progress.documents_read += chunk.documents_read
+        progress.mirror_rows[stream.spec.collection] += rows
+        progress.skipped += chunk.skipped
+        progress.chunks += 1
+        _phase("chunk", run_id, stream=stream.key, documents=chunk.documents_read,
+               rows=rows, caught_up=chunk.exhausted)  # fmt: skip
+        if chunk.exhausted:
+            pending.remove(stream)
+        # Checked after a chunk that moved a stream: every run makes progress,
+        # however small its budget (an empty read only finds a stream caught up).
+        if pending and chunk.documents_read and time.monotonic() >= deadline:
+            return progress
+    progress.caught_up = True
+    return progress
+
+
+def caught_up(fs: firestore.Client, dataset_path: str, streams: Sequence[Stream], by: str) -> bool:
+    """True when every one of ``streams`` was caught up by ``by`` (a run or execution)."""
+    saved = watermark.load(fs, dataset_path)
+    return all(s.key in saved and saved[s.key].caught_up_by == by for s in streams)
+
+
+def _warehouse(settings: Settings, clients: Clients) -> Warehouse:
+    warehouse = Warehouse(
+        clients.bigquery(), settings.project, settings.bq_dataset, settings.bq_location
+    )
+    warehouse.ensure()
+    return warehouse
+
+
+def compute_daily(warehouse: Warehouse, plan: RefreshPlan, settings: Settings,
+                  refreshed_at: datetime, run_id: str) -> DailyCounts:  # fmt: skip
+    """Recompute ``plan``'s dates in the daily tables (every stream must be caught up)."""
+    counts = warehouse.replace_daily(
+        plan.start, plan.end, window_days=settings.backfill_days, refreshed_at=refreshed_at
+    )
+    _log_daily(warehouse, plan, run_id)
+    return counts
+
+
+def run(
+    plan: RefreshPlan,
+    settings: Settings,
+    clients: Clients,
+    *,
+    streams: Sequence[Stream] | None = None,
+    progress_id: str | None = None,
+    daily: bool = True,
+) -> dict[str, Any]:
     """Run one refresh of ``plan``'s dates; returns the summary.
 
-    Raises whatever storage raised, after recording the failed run.
+    By default the run mirrors every stream and then recomputes the daily
+    tables. A job task passes its own ``streams``, the execution as
+    ``progress_id``, and ``daily=False`` (the final step computes them).
+    The summary's ``status`` is ``succeeded``, ``mirrored`` (daily=False and
+    caught up) or ``incomplete`` (time budget spent; retry). Raises whatever
+    storage raised, after recording the failed run.
     """
     run_id = uuid.uuid4().hex
+    progress_id = progress_id or run_id
+    streams = all_streams(settings) if streams is None else streams
     started_at = _now()
     clock = time.perf_counter()
-    documents_read: int | None = None
-    rows_written = 0
+    deadline = time.monotonic() + settings.refresh_time_budget_s
+    progress = MirrorProgress()
+    daily_rows: DailyCounts | None = None
     warehouse: Warehouse | None = None
-    try:
-        _phase("read", run_id)
-        warehouse = Warehouse(
-            clients.bigquery(), settings.project, settings.bq_dataset, settings.bq_location
-        )
-        warehouse.ensure()
-        fs = clients.firestore()
-        changes = read_changed(fs, watermark.load(fs, warehouse.path))
-        documents_read = changes.documents_read
-        if changes.skipped:
-            logs.warning(
-                "refresh skipped documents", run_id=run_id, count=changes.skipped,
-                examples=changes.skipped_ids,
-            )  # fmt: skip
-        try:
-            _phase("mirror", run_id)
-            mirror_rows = {
-                table: warehouse.upsert_mirror(batch, run_id)
-                for table, batch in changes.batches.items()
-            }
-        finally:
-            changes.close()
-        rows_written = sum(mirror_rows.values())
-        _phase("metrics", run_id)
-        daily = warehouse.replace_daily(
-            plan.start, plan.end, window_days=settings.backfill_days, refreshed_at=started_at
-        )
-        rows_written += daily.total
-        _log_daily(warehouse, plan, run_id)
-        _phase("done", run_id)
-        # Only now is everything read up to the run's start safely in BigQuery.
-        since = started_at - timedelta(seconds=settings.refresh_overlap_s)
-        watermark.save(fs, warehouse.path, since, run_id)
-        finished_at = _now()
+
+    def record(status: str, error: str | None = None, finished: bool = True) -> None:
+        assert warehouse is not None
+        rows = sum(progress.mirror_rows.values()) + (daily_rows.total if daily_rows else 0)
         warehouse.record_run(
-            RunRecord(run_id, started_at, finished_at, plan.start, plan.end, documents_read,
-                      rows_written, "succeeded", None)
+            RunRecord(run_id, started_at, datetime.now(UTC) if finished else None, plan.start,
+                      plan.end, progress.documents_read, rows, status, error)
         )  # fmt: skip
+
+    try:
+        _phase("start", run_id, progress_id=progress_id, streams=len(streams))
+        warehouse = _warehouse(settings, clients)
+        record(RUNNING, finished=False)
+        fs = clients.firestore()
+        _phase("mirror", run_id)
+        progress = mirror(
+            streams, settings=settings, fs=fs, warehouse=warehouse, run_id=run_id,
+            progress_id=progress_id, started_at=started_at, deadline=deadline,
+        )  # fmt: skip
+        if not progress.caught_up:
+            status = INCOMPLETE
+        elif not daily:
+            status = MIRRORED
+        else:
+            _phase("metrics", run_id)
+            daily_rows = compute_daily(warehouse, plan, settings, started_at, run_id)
+            status = SUCCEEDED
+        _phase("done", run_id, status=status)
+        record(status, None if status != INCOMPLETE else "time budget spent; catching up")
     except Exception as exc:
         seconds = round(time.perf_counter() - clock, 3)
         error = f"{type(exc).__name__}: {exc}"[:1000]
         logs.error(
-            "refresh run", run_id=run_id, status="failed", error=error, seconds=seconds,
+            "refresh run", run_id=run_id, status=FAILED, error=error, seconds=seconds,
             first_date=plan.start.isoformat(), last_date=plan.end.isoformat(),
-            documents_read=documents_read, rows_written=rows_written,
+            documents_read=progress.documents_read,
         )  # fmt: skip
         if warehouse is not None:
-            _record_failure(
-                warehouse, run_id, started_at, plan, documents_read, rows_written, error
-            )
+            try:
+                record(FAILED, error)
+            except Exception as record_exc:  # BigQuery itself may be what failed
+                logs.error(
+                    "refresh run not recorded", run_id=run_id, error=type(record_exc).__name__
+                )
         raise
     summary: dict[str, Any] = {
         "run_id": run_id,
-        "status": "succeeded",
-        "dates": [d.isoformat() for d in plan.dates],
+        "status": status,
+        "dates": [d.isoformat() for d in plan.dates] if daily_rows else [],
         "run_date": plan.run_date.isoformat() if plan.run_date else None,
         "intraday": plan.intraday,
-        "documents_read": documents_read,
-        "documents_skipped": changes.skipped,
-        "mirror_rows": mirror_rows,
-        "daily_rows": {
-            "daily_metrics": daily.daily_metrics,
-            "daily_postbacks": daily.daily_postbacks,
-            "response_samples": daily.response_samples,
+        "documents_read": progress.documents_read,
+        "documents_skipped": progress.skipped,
+        "chunks": progress.chunks,
+        "mirror_rows": progress.mirror_rows,
+        "daily_rows": None if daily_rows is None else {
+            "daily_metrics": daily_rows.daily_metrics,
+            "daily_postbacks": daily_rows.daily_postbacks,
+            "response_samples": daily_rows.response_samples,
         },
-        "rows_written": rows_written,
+        "rows_written": sum(progress.mirror_rows.values())
+        + (daily_rows.total if daily_rows else 0),
         "seconds": round(time.perf_counter() - clock, 3),
-    }
-    logs.info("refresh run", **{k: v for k, v in summary.items() if k != "dates"},
-              first_date=plan.start.isoformat(), last_date=plan.end.isoformat())  # fmt: skip
+    }  # fmt: skip
+    if status == INCOMPLETE:
+        summary["error"] = (
+            "catching up: the time budget was spent before every change was mirrored; "
+            "progress is saved and no daily rows were recomputed; retry"
+        )
+    level = logs.warning if status == INCOMPLETE else logs.info
+    level("refresh run", **{k: v for k, v in summary.items() if k != "dates"},
+          first_date=plan.start.isoformat(), last_date=plan.end.isoformat())  # fmt: skip
     return summary
-
-
-def _record_failure(
-    warehouse: Warehouse,
-    run_id: str,
-    started_at: datetime,
-    plan: RefreshPlan,
-    documents_read: int | None,
-    rows_written: int,
-    error: str,
-) -> None:
-    try:
-        warehouse.record_run(
-            RunRecord(run_id, started_at, datetime.now(UTC), plan.start, plan.end,
-                      documents_read, rows_written, "failed", error)
-        )  # fmt: skip
-    except Exception as exc:  # BigQuery itself may be what failed
-        logs.error("refresh run not recorded", run_id=run_id, error=type(exc).__name__)
 
 
 @dataclass(frozen=True)
@@ -200,8 +331,12 @@ def handle(
 
 def _refresh(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
     settings = deps.settings
-    today = _now().date()
-    plan = plan_from_body(request.body, today=today, window_days=settings.backfill_days)
+    plan = plan_from_body(
+        request.body,
+        today=_now().date(),
+        window_days=settings.backfill_days,
+        mirror_retention_days=settings.mirror_retention_days,
+    )
     fields.update(
         first_date=plan.start.isoformat(), last_date=plan.end.isoformat(), intraday=plan.intraday
     )
@@ -212,7 +347,8 @@ def _refresh(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
     except (gexc.GoogleAPIError, OSError) as exc:
         raise RefreshFailed(f"refresh failed ({type(exc).__name__}); retry later") from exc
     fields.update(run_id=summary["run_id"], outcome=summary["status"])
-    return json_response(200, summary)
+    # Still catching up: non-200 so Cloud Scheduler retries (progress is kept).
+    return json_response(503 if summary["status"] == INCOMPLETE else 200, summary)
 
 
 # Cloud Scheduler posts to the function's URL; any path is the same refresh.

@@ -92,7 +92,7 @@ class DailyCounts:
 class RunRecord:
     run_id: str
     started_at: datetime
-    finished_at: datetime
+    finished_at: datetime | None
     first_date: date | None
     last_date: date | None
     documents_read: int | None

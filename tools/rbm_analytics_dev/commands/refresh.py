@@ -2,7 +2,9 @@
 
 Runs the same code as the ``refresh`` function against whatever
 ``GOOGLE_CLOUD_PROJECT`` / ``BQ_DATASET`` / emulator hosts the environment names,
-prints the JSON summary and exits 0; bad dates exit 2, a failed run exits 1.
+prints the JSON summary and exits 0; bad dates exit 2, a failed run exits 1,
+and a run that spent its time budget still catching up exits 75 (EX_TEMPFAIL:
+its progress is saved, run it again).
 With ``--dry-run`` nothing is written: BigQuery dry-runs every statement the
 refresh would send and the bytes each would scan are printed.
 """
@@ -23,6 +25,8 @@ from rbm_analytics.refresh.plan import RefreshPlan, plan
 from rbm_analytics.refresh.warehouse import Warehouse
 
 from rbm_analytics_dev import dry_run
+
+EXIT_INCOMPLETE = 75
 
 EPILOG = """examples:
   rbm-analytics refresh                          # like the scheduler: today's run, R-8 … R-1
@@ -59,6 +63,7 @@ def main(args: argparse.Namespace) -> int:
         run_date=None if args.run_date is None else parse_date(args.run_date, "--run-date"),
         start=None if args.start is None else parse_date(args.start, "--start"),
         end=None if args.end is None else parse_date(args.end, "--end"),
+        mirror_retention_days=settings.mirror_retention_days,
     )
     if args.dry_run:
         return _dry_run(refresh_plan, settings)
@@ -68,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"rbm-analytics refresh: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))
-    return 0
+    return EXIT_INCOMPLETE if summary["status"] == refresh_core.INCOMPLETE else 0
 
 
 def _dry_run(refresh_plan: RefreshPlan, settings: Settings) -> int:
