@@ -74,11 +74,15 @@ def test_backlog_over_the_time_budget_catches_up_over_retries(
         assert (resp.status_code, answer["status"]) == (503, "incomplete")
         assert "catching up" in answer["error"]
         assert answer["chunks"] == 1 and answer["daily_rows"] is None
+        # The backlog is older than the overlap: the alert's lag shows it.
+        assert answer["watermark_lag_s"] > 0.5
         # Nothing computed from a partly mirrored window.
         assert all(table_rows(f"{clean}_budget", t) == [] for t in DAILY)
     print(f"{len(answers)} runs, documents read: {[a['documents_read'] for a in answers]}")
     assert len(answers) >= 3, "the backlog fit in one run: nothing was tested"
     assert answers[-1]["status"] == "succeeded"
+    # Caught up: the lag is the overlap plus the run's own time.
+    assert answers[-1]["watermark_lag_s"] < answers[0]["watermark_lag_s"]
     assert _snapshot(f"{clean}_budget") == expected
     # Every document was read once: no finished chunk was read again.
     assert sum(a["documents_read"] for a in answers) == sum(

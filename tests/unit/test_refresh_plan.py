@@ -92,20 +92,6 @@ def test_body_must_be_a_json_object(body: bytes) -> None:
         plan_from_body(body, today=TODAY, window_days=8)
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"run_date": "0001-01-03"},
-        {"run_date": "0001-01-01"},
-        {"start": "0001-01-01", "end": "0001-01-01"},
-        {"start": "0001-01-30", "end": "0001-02-01"},
-    ],
-)
-def test_dates_whose_look_back_leaves_the_calendar_are_400(body: dict[str, Any]) -> None:
-    with pytest.raises(BadRequest, match="too early"):
-        _plan(body)
-
-
 def test_deep_nesting_is_400_not_a_recursion_error() -> None:
     for body in (b"[" * 100_000, b'{"a":' * 100_000, b"[" * 100_000 + b"]" * 100_000):
         with pytest.raises(BadRequest, match="nested too deeply"):
@@ -141,7 +127,7 @@ def test_dates_whose_look_back_reads_expired_mirror_partitions_are_400(
 def test_a_morning_run_reads_back_window_plus_look_back() -> None:
     # R-8 … R-1 with a 30-day look-back reads from R-38: 39 days must be kept.
     assert plan(today=TODAY, window_days=8, mirror_retention_days=39).run_date == TODAY
-    with pytest.raises(BadRequest, match="run_date 2026-01-12 needs mirror partitions from"):
+    with pytest.raises(BadRequest, match="run_date 2026-01-20 needs mirror partitions from 2025-12-13"):
         plan(today=TODAY, window_days=8, mirror_retention_days=38)
 
 
@@ -167,8 +153,6 @@ def refresh_http() -> Any:
         (b'{"start": "2026-01-01"}', "given together"),
         (b'{"run_date": 5}', "run_date must be a date as YYYY-MM-DD"),
         (b'{"dates": []}', "unknown field"),
-        (b'{"run_date": "0001-01-03"}', "run_date is too early"),
-        (b'{"start": "0001-01-01", "end": "0001-01-02"}', "start is too early"),
         (b'{"start": "2001-01-01", "end": "2001-01-02"}', "MIRROR_RETENTION_DAYS=400"),
         (b"[" * 50_000, "nested too deeply"),
         (b'{"run_date": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "nested too deeply"),

@@ -122,6 +122,14 @@ class MirrorProgress:
     chunks: int = 0
     # Every stream this run was given is caught up (read to its end).
     caught_up: bool = False
+    # The oldest saved position among this run's streams: everything changed
+    # before it is mirrored (the watermark-lag alert reads its distance to now).
+    oldest_position: datetime | None = None
+
+    def watermark_lag_s(self, now: datetime) -> float | None:
+        if self.oldest_position is None:
+            return None
+        return round(max(0.0, (now - self.oldest_position).total_seconds()), 3)
 
 
 def mirror(
@@ -145,6 +153,12 @@ def mirror(
     saved = watermark.load(fs, warehouse.path)
     start = watermark.start_cursor(fs, warehouse.path)
     cursors = {s.key: saved[s.key].cursor if s.key in saved else start for s in streams}
+    positions = {key: cursor.updated_at for key, cursor in cursors.items()}
+
+    def oldest() -> datetime | None:
+        return min(positions.values(), default=None)
+
+    progress.oldest_position = oldest()
     # Never save a position past the run's start minus the overlap (see watermark).
     limit = watermark.Cursor(started_at - timedelta(seconds=settings.refresh_overlap_s))
     pending = list(streams)
@@ -174,6 +188,8 @@ def mirror(
         watermark.save(
             fs, warehouse.path, stream.key, saved_cursor, progress_id, caught_up=chunk.exhausted
         )
+        positions[stream.key] = saved_cursor.updated_at
+        progress.oldest_position = oldest()
         progress.documents_read += chunk.documents_read
         progress.mirror_rows[stream.spec.collection] += rows
         progress.skipped += chunk.skipped
@@ -273,10 +289,12 @@ def run(
     except Exception as exc:
         seconds = round(time.perf_counter() - clock, 3)
         error = f"{type(exc).__name__}: {exc}"[:1000]
+        lag = progress.watermark_lag_s(_now())
         logs.error(
             "refresh run", run_id=run_id, status=FAILED, error=error, seconds=seconds,
             first_date=plan.start.isoformat(), last_date=plan.end.isoformat(),
             documents_read=progress.documents_read,
+            **({} if lag is None else {"watermark_lag_s": lag}),
         )  # fmt: skip
         if warehouse is not None:
             try:
@@ -303,6 +321,7 @@ def run(
         },
         "rows_written": sum(progress.mirror_rows.values())
         + (daily_rows.total if daily_rows else 0),
+        "watermark_lag_s": progress.watermark_lag_s(_now()),
         "seconds": round(time.perf_counter() - clock, 3),
     }  # fmt: skip
     if status == INCOMPLETE:
