@@ -127,7 +127,8 @@ def test_dates_whose_look_back_reads_expired_mirror_partitions_are_400(
 def test_a_morning_run_reads_back_window_plus_look_back() -> None:
     # R-8 … R-1 with a 30-day look-back reads from R-38: 39 days must be kept.
     assert plan(today=TODAY, window_days=8, mirror_retention_days=39).run_date == TODAY
-    with pytest.raises(BadRequest, match="run_date 2026-01-20 needs mirror partitions from 2025-12-13"):
+    needs = "run_date 2026-01-20 needs mirror partitions from 2025-12-13"
+    with pytest.raises(BadRequest, match=needs):
         plan(today=TODAY, window_days=8, mirror_retention_days=38)
 
 
