@@ -11,8 +11,11 @@ day's changes, not with the size of the history.
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -304,6 +307,82 @@ def history_scaling(changes: int, factor: int) -> None:
     )
 
 
+# ---------------------------------------------------------------------------
+# Backlog memory: peak RSS of a refresh over 10x the changed documents
+# ---------------------------------------------------------------------------
+
+
+def _sent_only(store: FirestoreStore, n: int, offset: int, rng: random.Random) -> list[DocWrite]:
+    first = datetime(2026, 2, 1, tzinfo=UTC)
+    writes = []
+    for i in range(offset, offset + n):
+        at = datetime_to_us(first + timedelta(seconds=rng.uniform(0, 27 * 86400)))
+        msg = AgentMessage(f"b{i}", f"agent-{i % 5}", f"user-{i % 997:04d}", at, "text", None, at)
+        writes.append(store.sent_write(msg))
+    return writes
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _run_measured(dataset: str, extra: dict[str, str]) -> tuple[dict[str, Any], float]:
+    """One refresh in a fresh process (``rbm-analytics refresh``): its summary and its
+    peak resident set (MB), sampled every 10 ms from /proc while it runs."""
+    env = {**os.environ, "BQ_DATASET": dataset, **extra}
+    cli = str(Path(sys.executable).parent / "rbm-analytics")
+    argv = [cli, "refresh", "--start", "2026-02-01", "--end", "2026-02-28"]
+    peak = 0.0
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
+        while proc.poll() is None:
+            peak = max(peak, _rss_mb(proc.pid))
+            time.sleep(0.01)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"refresh failed: {err.read().decode()[-2000:]}")
+        text = out.read().decode()
+    summary: dict[str, Any] = json.loads(text[text.index("{\n") :])
+    return summary, peak
+
+
+def backlog_memory(small: int, chunk: int) -> None:
+    """Peak RSS of a fresh refresh process reading ``small`` vs 10 x ``small`` changed
+    documents, ``chunk`` documents per chunk (the big run takes 10+ chunks)."""
+    rng = random.Random(20260201)
+    extra = {"REFRESH_CHUNK_DOCUMENTS": str(chunk), "MIRROR_RETENTION_DAYS": "0"}
+    with _emulated():
+        store = FirestoreStore(clients.firestore_client(), retention_days=90, deadline_s=60)
+        committer = Committer(clients.firestore_client())
+        _write_parallel(committer, _sent_only(store, small, 0, rng))
+        time.sleep(OVERLAP_S + 0.2)
+        one, one_mb = _run_measured(f"bench_small_{uuid.uuid4().hex[:6]}", extra)
+        note(f"1x: {one['documents_read']} documents, {one['chunks']} chunks, {one_mb:.1f} MB")
+        _write_parallel(committer, _sent_only(store, 9 * small, small, rng))
+        time.sleep(OVERLAP_S + 0.2)
+        ten, ten_mb = _run_measured(f"bench_big_{uuid.uuid4().hex[:6]}", extra)
+        note(f"10x: {ten['documents_read']} documents, {ten['chunks']} chunks, {ten_mb:.1f} MB")
+    measurement(
+        "refresh.backlog_10x_peak_rss_mb",
+        ten_mb,
+        "MB",
+        one_mb,
+        f"peak RSS (sampled every 10 ms) of a fresh refresh process over "
+        f"{ten['documents_read']} changed documents ({ten['chunks']} chunks of {chunk}) "
+        f"vs {one['documents_read']}; within +10 MB",
+        ten_mb <= one_mb + 10 and ten["documents_read"] == 10 * one["documents_read"],
+    )
+
+
 def run(smoke: bool) -> None:
     morning_runs(300 if smoke else 20000, 30 if smoke else 1000)
     history_scaling(500 if smoke else 100_000, 8)
+    backlog_memory(300 if smoke else 5_000, 100 if smoke else 2_000)

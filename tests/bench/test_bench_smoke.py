@@ -36,6 +36,7 @@ def test_bench_smoke_prints_every_measurement() -> None:
         "refresh.morning_run_s",
         "refresh.unchanged_run_s",
         "refresh.morning_with_8x_history_s",
+        "refresh.backlog_10x_peak_rss_mb",
         "export.rows_per_s",
         "export.long_peak_rss_growth_mb",
         "stack.startup_s",
