@@ -103,7 +103,10 @@ class RunRecord:
 
 # A typed stand-in for an absent value: BigQuery does not accept NULL query
 # parameters, so an optional value travels as (placeholder, has_<name> = false).
-_PLACEHOLDER: dict[str, Any] = {"DATE": date(1970, 1, 1), "INT64": 0, "STRING": ""}
+_PLACEHOLDER: dict[str, Any] = {
+    "DATE": date(1970, 1, 1), "INT64": 0, "STRING": "",
+    "TIMESTAMP": datetime(1970, 1, 1, tzinfo=UTC),
+}  # fmt: skip
 
 
 def _param(name: str, type_: str, value: Any) -> bigquery.ScalarQueryParameter:
@@ -188,7 +191,7 @@ class Warehouse:
             (
                 _param("run_id", "STRING", run.run_id),
                 _param("started_at", "TIMESTAMP", run.started_at),
-                _param("finished_at", "TIMESTAMP", run.finished_at),
+                *_optional("finished_at", "TIMESTAMP", run.finished_at),
                 *_optional("first_date", "DATE", run.first_date),
                 *_optional("last_date", "DATE", run.last_date),
                 *_optional("documents_read", "INT64", run.documents_read),
