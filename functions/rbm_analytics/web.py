@@ -5,9 +5,9 @@ Every request, whichever function serves it, goes through ``serve``:
 1. route: the path picks a ``Route`` (404 when none does; the path is never
    echoed, since it could hold anything, a phone number included);
 2. method: 405 with ``Allow`` when the route does not take it;
-3. the route's handler, which raises ``HttpError`` subclasses for what the
+3. the route's handler, which raises ``DomainError`` subclasses for what the
    caller did wrong or what storage could not do;
-4. errors: an ``HttpError`` becomes its status with a JSON ``{"error"}``; any
+4. errors: an ``DomainError`` becomes its status with a JSON ``{"error"}``; any
    other exception is a bug and becomes a JSON 500 that says nothing of the
    internals, with the traceback (frames only, never the exception's text,
    which may quote a payload) in the log line;
@@ -32,13 +32,43 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rbm_analytics.core import logs
-from rbm_analytics.core.errors import HttpError, MethodNotAllowed, NotFound
-from rbm_analytics.core.http import Request, Response, error_response, json_response, read_body
+from rbm_analytics.core.errors import (
+    ConfigError,
+    Conflict,
+    DomainError,
+    InvalidInput,
+    MethodNotAllowed,
+    NotFound,
+    NotPermitted,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+)
+from rbm_analytics.core.http import Request, Response, json_response, read_body
 
 if TYPE_CHECKING:
     import flask
 
 D = TypeVar("D")
+
+# The one place a domain error becomes an HTTP status (most specific first).
+STATUSES: tuple[tuple[type[DomainError], int], ...] = (
+    (InvalidInput, 400),
+    (Unauthenticated, 401),
+    (NotPermitted, 403),
+    (NotFound, 404),
+    (MethodNotAllowed, 405),
+    (Conflict, 409),
+    (TooLarge, 413),
+    (ConfigError, 503),
+    (Unavailable, 503),
+)
+
+
+def status_of(exc: DomainError) -> int:
+    """The HTTP status of a domain error (500 for one this edge does not know)."""
+    return next((status for kind, status in STATUSES if isinstance(exc, kind)), 500)
+
 
 # Sent with every response: browsers must not guess a CSV or JSON body into HTML.
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff"}
@@ -110,12 +140,13 @@ def serve(
 
 def error(exc: BaseException, fields: dict[str, Any]) -> Response:
     """The response for an exception, with what the log line needs in ``fields``."""
-    if isinstance(exc, HttpError):
-        fields.setdefault("outcome", "rejected" if exc.status < 500 else "failed")
+    if isinstance(exc, DomainError):
+        status = status_of(exc)
+        fields.setdefault("outcome", "rejected" if status < 500 else "failed")
         fields["error"] = exc.message
         if exc.__cause__ is not None:
             fields["cause"] = type(exc.__cause__).__name__
-        return error_response(exc)
+        return json_response(status, {"error": exc.message}, exc.headers)
     # A bug, not bad input: where it happened, never what the payload held.
     fields["outcome"] = "error"
     fields["exception"] = _where(exc)
@@ -191,7 +222,7 @@ def _trace(request: Request) -> str | None:
 
 
 def from_flask(request: flask.Request, limit: int) -> Request:
-    """The framework-free request; raises PayloadTooLarge past ``limit`` bytes."""
+    """The framework-free request; raises TooLarge past ``limit`` bytes."""
     return Request(
         method=request.method,
         path=request.path,

@@ -17,7 +17,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.cloud import firestore
-from rbm_analytics.core.errors import ServiceUnavailable
+from rbm_analytics.core.errors import Unavailable
 from rbm_analytics.ingest.coalesce import Coalescer, Outcome
 from rbm_analytics.ingest.records import Receipt, UserMessage, WriteCounts
 from rbm_analytics.ingest.store import AGENT_MESSAGE_STATE, FirestoreStore
@@ -184,7 +184,7 @@ def test_storage_down_fails_every_waiting_write_with_503(
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(store.put, user_message(i)) for i in range(8)]
             for f in futures:
-                with pytest.raises(ServiceUnavailable):
+                with pytest.raises(Unavailable):
                     got = f.result(30)
                     print("answered while storage was down:", got, time.monotonic() - paused)
     finally:

@@ -8,8 +8,9 @@ import hmac
 import json
 
 import pytest
+from rbm_analytics import web
 from rbm_analytics.core.config import Credential, Settings
-from rbm_analytics.core.errors import ConfigError, Forbidden, Unauthorized
+from rbm_analytics.core.errors import ConfigError, NotPermitted, Unauthenticated
 from rbm_analytics.ingest import auth
 
 from tests.support import CLIENT_TOKEN, FIXTURES, OTHER_CLIENT_TOKEN, rbm_sample_bytes
@@ -42,7 +43,7 @@ def test_any_change_to_the_data_breaks_the_signature(sample: str) -> None:
     data = rbm_sample_bytes(sample)
     signature = rbm_signature(data, CLIENT_TOKEN)
     for tampered in (data + b" ", data[:-1], data.replace(b"acme-agent", b"acme-agenT")):
-        with pytest.raises(Unauthorized, match="does not match"):
+        with pytest.raises(Unauthenticated, match="does not match"):
             auth.verify_signature(tampered, signature, TOKENS)
 
 
@@ -52,7 +53,7 @@ def test_envelope_sample_is_signed_over_the_decoded_data() -> None:
     auth.verify_signature(data, rbm_signature(data, CLIENT_TOKEN), TOKENS)
     # Signing the base64 text instead of the decoded bytes is a common mistake.
     wrong = rbm_signature(envelope["message"]["data"].encode(), CLIENT_TOKEN)
-    with pytest.raises(Unauthorized):
+    with pytest.raises(Unauthenticated):
         auth.verify_signature(data, wrong, TOKENS)
 
 
@@ -68,7 +69,7 @@ def test_envelope_sample_is_signed_over_the_decoded_data() -> None:
     ],
 )
 def test_bad_signatures(signature: str | None, expected: str) -> None:
-    with pytest.raises(Unauthorized, match=expected):
+    with pytest.raises(Unauthenticated, match=expected):
         auth.verify_signature(b"{}", signature, TOKENS)
 
 
@@ -113,7 +114,7 @@ def test_bearer_accepted(header: str) -> None:
     ],
 )
 def test_bearer_rejected(header: str | None, expected: str) -> None:
-    with pytest.raises(Unauthorized, match=expected):
+    with pytest.raises(Unauthenticated, match=expected):
         auth.verify_bearer(header, KEYS)
 
 
@@ -152,9 +153,9 @@ def test_a_bound_token_allows_only_its_agents() -> None:
     assert grant.agents == {"agent-a", "agent-c"}
     grant.require("agent-a")
     grant.require("agent-c")
-    with pytest.raises(Forbidden) as info:
+    with pytest.raises(NotPermitted) as info:
         grant.require("agent-b")
-    assert info.value.status == 403
+    assert web.status_of(info.value) == 403
     assert info.value.message == "agentId names an agent this client token is not bound to"
 
 
@@ -178,10 +179,12 @@ def test_bound_bearer_keys() -> None:
     keys = creds("AGENT_API_KEYS", f"{KEY_A}:agent-a,{KEY_B}:agent-b,{KEY_ANY}")
     assert auth.verify_bearer(f"Bearer {KEY_A}", keys).agents == {"agent-a"}
     assert auth.verify_bearer(f"Bearer {KEY_ANY}", keys).agents is None
-    with pytest.raises(Forbidden, match=r"^agentMessages\[3\].agentId names an agent this API key"):
+    with pytest.raises(
+        NotPermitted, match=r"^agentMessages\[3\].agentId names an agent this API key"
+    ):
         auth.verify_bearer(f"Bearer {KEY_B}", keys).require("agent-a", "agentMessages[3].agentId")
     # The agent list is not part of the secret.
-    with pytest.raises(Unauthorized, match="API key is not valid"):
+    with pytest.raises(Unauthenticated, match="API key is not valid"):
         auth.verify_bearer(f"Bearer {KEY_A}:agent-a", keys)
 
 
@@ -189,9 +192,9 @@ def test_push_tokens() -> None:
     tokens = creds("PUBSUB_PUSH_TOKENS", f"{KEY_A}:agent-a")
     assert auth.verify_push_token(KEY_A, tokens).agents == {"agent-a"}
     for wrong in (None, "", KEY_B, KEY_A[:-1]):
-        with pytest.raises(Unauthorized) as info:
+        with pytest.raises(Unauthenticated) as info:
             auth.verify_push_token(wrong, tokens)
-        assert info.value.status == 401
+        assert web.status_of(info.value) == 401
     with pytest.raises(ConfigError, match="PUBSUB_PUSH_TOKENS is not set"):
         auth.verify_push_token(KEY_A, ())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from rbm_analytics import web
 from rbm_analytics.core.config import DEFAULT_MAX_BODY_BYTES, ENV_VARS, Credential, Settings
 from rbm_analytics.core.errors import ConfigError
 
@@ -109,7 +110,7 @@ def test_errors_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({**base, **env})
     assert message in info.value.message
-    assert info.value.status == 503
+    assert web.status_of(info.value) == 503
 
 
 def test_phone_hash_key_length_is_counted_in_bytes() -> None:
@@ -145,4 +146,4 @@ def test_secrets_stay_out_of_repr() -> None:
 def test_missing_phone_hash_key_is_a_503() -> None:
     with pytest.raises(ConfigError, match="PHONE_HASH_KEY is not set") as info:
         Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p"}).require_phone_hash_key()
-    assert info.value.status == 503
+    assert web.status_of(info.value) == 503

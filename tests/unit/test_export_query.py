@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 from rbm_analytics.core.config import Settings
-from rbm_analytics.core.errors import BadRequest, ConfigError
+from rbm_analytics.core.errors import ConfigError, InvalidInput
 from rbm_analytics.export.params import parse_export_params
 from rbm_analytics.export.query import METRICS, build_export_query
 from rbm_analytics.export.routes import page_rows
@@ -31,7 +31,7 @@ def test_defaults_are_the_30_days_ending_yesterday() -> None:
 def test_only_start_or_only_end() -> None:
     assert parse_export_params({"end": "2026-01-30"}, TODAY).start == date(2026, 1, 1)
     assert parse_export_params({"start": "2026-02-20"}, TODAY).end == date(2026, 2, 28)
-    with pytest.raises(BadRequest, match="after end"):
+    with pytest.raises(InvalidInput, match="after end"):
         parse_export_params({"start": "2026-03-05"}, TODAY)
 
 
@@ -44,14 +44,14 @@ def test_range_limit(start: str, end: str, ok: bool) -> None:
     if ok:
         parse_export_params({"start": start, "end": end}, TODAY)
     else:
-        with pytest.raises(BadRequest, match="at most 1096 days"):
+        with pytest.raises(InvalidInput, match="at most 1096 days"):
             parse_export_params({"start": start, "end": end}, TODAY)
 
 
 def test_user_values_are_parameters_never_sql() -> None:
     agent = "x'); DROP TABLE t; --"
     # Not an agent id: refused at the edge ...
-    with pytest.raises(BadRequest, match="agent must be a valid agent id"):
+    with pytest.raises(InvalidInput, match="agent must be a valid agent id"):
         parse_export_params({"agent": agent}, TODAY)
     # ... and even if it got through, it would travel as a parameter.
     p = parse_export_params({"start": "2026-01-01", "end": "2026-01-31"}, TODAY)

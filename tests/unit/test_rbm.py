@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from rbm_analytics.core.errors import BadRequest
+from rbm_analytics import web
+from rbm_analytics.core.errors import InvalidInput
 from rbm_analytics.ingest import rbm
 from rbm_analytics.ingest.records import AgentMessage, Receipt, UserEvent, UserMessage
 
@@ -66,7 +67,7 @@ def assert_private(value: object) -> None:
 
 
 def bad_request(fn: Callable[[], object]) -> str:
-    with pytest.raises(BadRequest) as info:
+    with pytest.raises(InvalidInput) as info:
         fn()
     message = info.value.message
     assert not PHONE_PATTERN.search(message), f"error echoes a number: {message}"
@@ -565,9 +566,9 @@ def test_webhook_event_times_must_be_possible(
     if error is None:
         assert parse(doc).event_us == RECEIVED + offset_us
         return
-    with pytest.raises(BadRequest, match=re.escape(error)) as info:
+    with pytest.raises(InvalidInput, match=re.escape(error)) as info:
         parse(doc)
-    assert info.value.status == 400
+    assert web.status_of(info.value) == 400
 
 
 def test_without_send_time_the_event_time_is_the_arrival() -> None:
@@ -586,8 +587,8 @@ def test_without_send_time_the_event_time_is_the_arrival() -> None:
 def test_sent_record_times_must_be_possible_and_name_the_item(offset_us: int, error: str) -> None:
     batch = rbm_sample("agent_messages_batch")
     batch["agentMessages"][1]["sendTime"] = _at(RECEIVED + offset_us)
-    with pytest.raises(BadRequest, match=re.escape(error)):
+    with pytest.raises(InvalidInput, match=re.escape(error)):
         parse_agent(batch)
     single = rbm_sample("agent_message") | {"sendTime": _at(RECEIVED + offset_us)}
-    with pytest.raises(BadRequest, match=re.escape(error.split(": ", 1)[1])):
+    with pytest.raises(InvalidInput, match=re.escape(error.split(": ", 1)[1])):
         parse_agent(single)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.errors import InvalidInput
 from rbm_analytics.ingest import rbm
 
 from tests.support import FIXTURES, PHONE_KEY, rbm_sample
@@ -92,8 +92,8 @@ def _assert_storable(record: Any) -> None:
                 assert "2223334444" not in value
 
 
-def _assert_clean_400(exc: BadRequest) -> None:
-    assert exc.status == 400 and exc.message
+def _assert_clean_400(exc: InvalidInput) -> None:
+    assert isinstance(exc, InvalidInput) and exc.message
     assert "2223334444" not in exc.message and "5556667777" not in exc.message
 
 
@@ -104,7 +104,7 @@ def test_webhook_type_confusion(sample: str) -> None:
         data = json.dumps(doc).encode()
         try:
             record = rbm.parse_webhook_payload(data, **ARRIVAL)
-        except BadRequest as exc:
+        except InvalidInput as exc:
             _assert_clean_400(exc)
             outcomes["400"] += 1
         except Exception as exc:  # pragma: no cover - the failure being tested for
@@ -120,7 +120,7 @@ def test_agent_message_type_confusion(sample: str) -> None:
     for label, doc in _variants(sample):
         try:
             records = rbm.parse_agent_messages(doc, **ARRIVAL)
-        except BadRequest as exc:
+        except InvalidInput as exc:
             _assert_clean_400(exc)
         except Exception as exc:  # pragma: no cover - the failure being tested for
             pytest.fail(f"{sample} {label}: {type(exc).__name__}: {exc}")
@@ -133,7 +133,7 @@ def test_handshake_type_confusion() -> None:
     for label, doc in _variants("handshake"):
         try:
             hs = rbm.parse_handshake(doc)
-        except BadRequest as exc:
+        except InvalidInput as exc:
             _assert_clean_400(exc)
         except Exception as exc:  # pragma: no cover
             pytest.fail(f"handshake {label}: {type(exc).__name__}: {exc}")

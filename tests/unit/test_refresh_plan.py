@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.errors import InvalidInput
 from rbm_analytics.core.timeutil import today_utc
 from rbm_analytics.refresh.plan import plan, plan_from_body
 
@@ -81,20 +81,20 @@ def test_a_range_of_exactly_400_days_is_allowed() -> None:
     ],
 )
 def test_bad_dates_are_rejected_naming_the_problem(body: dict[str, Any], message: str) -> None:
-    with pytest.raises(BadRequest) as exc:
+    with pytest.raises(InvalidInput) as exc:
         _plan(body)
     assert message in exc.value.message
 
 
 @pytest.mark.parametrize("body", [b"{", b"[]", b'"2026-01-01"', b"null", b"\xff"])
 def test_body_must_be_a_json_object(body: bytes) -> None:
-    with pytest.raises(BadRequest, match="JSON"):
+    with pytest.raises(InvalidInput, match="JSON"):
         plan_from_body(body, today=TODAY, window_days=8)
 
 
 def test_deep_nesting_is_400_not_a_recursion_error() -> None:
     for body in (b"[" * 100_000, b'{"a":' * 100_000, b"[" * 100_000 + b"]" * 100_000):
-        with pytest.raises(BadRequest, match="nested too deeply"):
+        with pytest.raises(InvalidInput, match="nested too deeply"):
             plan_from_body(body, today=TODAY, window_days=8)
 
 
@@ -120,7 +120,7 @@ def test_dates_whose_look_back_reads_expired_mirror_partitions_are_400(
     if allowed:
         assert make().start == start
     else:
-        with pytest.raises(BadRequest, match=f"MIRROR_RETENTION_DAYS={retention}"):
+        with pytest.raises(InvalidInput, match=f"MIRROR_RETENTION_DAYS={retention}"):
             make()
 
 
@@ -128,7 +128,7 @@ def test_a_morning_run_reads_back_window_plus_look_back() -> None:
     # R-8 … R-1 with a 30-day look-back reads from R-38: 39 days must be kept.
     assert plan(today=TODAY, window_days=8, mirror_retention_days=39).run_date == TODAY
     needs = "run_date 2026-01-20 needs mirror partitions from 2025-12-13"
-    with pytest.raises(BadRequest, match=needs):
+    with pytest.raises(InvalidInput, match=needs):
         plan(today=TODAY, window_days=8, mirror_retention_days=38)
 
 

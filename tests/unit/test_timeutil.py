@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from rbm_analytics.core import timeutil
-from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.errors import InvalidInput
 
 JAN1_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 
@@ -65,7 +65,7 @@ def test_rfc3339_matches_datetime_for_a_range_of_values() -> None:
     ],
 )
 def test_rfc3339_rejects(text: str) -> None:
-    with pytest.raises(BadRequest) as info:
+    with pytest.raises(InvalidInput) as info:
         timeutil.parse_rfc3339_us(text, "sendTime")
     # A fixed message naming the field: the value itself is never echoed.
     assert info.value.message in {
@@ -78,7 +78,7 @@ def test_rfc3339_rejects(text: str) -> None:
 
 @pytest.mark.parametrize("value", [None, 1767225600, 1.5, ["2026-01-01T00:00:00Z"]])
 def test_rfc3339_rejects_non_strings(value: object) -> None:
-    with pytest.raises(BadRequest, match="sendTime must be an RFC 3339 timestamp string"):
+    with pytest.raises(InvalidInput, match="sendTime must be an RFC 3339 timestamp string"):
         timeutil.parse_rfc3339_us(value, "sendTime")
 
 

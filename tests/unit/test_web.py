@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from rbm_analytics import web
-from rbm_analytics.core.errors import BadRequest, ServiceUnavailable
+from rbm_analytics.core.errors import InvalidInput, Unavailable
 from rbm_analytics.core.http import Request, Response, json_response
 
 SECRET_TEXT = "+15551234567 said hello"
@@ -19,11 +19,11 @@ def _ok(request: Request, deps: str, fields: dict[str, Any]) -> Response:
 
 
 def _bad(request: Request, deps: str, fields: dict[str, Any]) -> Response:
-    raise BadRequest("field x is missing")
+    raise InvalidInput("field x is missing")
 
 
 def _down(request: Request, deps: str, fields: dict[str, Any]) -> Response:
-    raise ServiceUnavailable("storage is unavailable; retry later") from TimeoutError()
+    raise Unavailable("storage is unavailable; retry later") from TimeoutError()
 
 
 def _bug(request: Request, deps: str, fields: dict[str, Any]) -> Response:

@@ -12,7 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from rbm_analytics.core.errors import HttpError
+from rbm_analytics.core.errors import DomainError
+from rbm_analytics.web import status_of
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS: tuple[str, ...] = (
@@ -63,9 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         code: int = args.func(args)
-    except HttpError as exc:
+    except DomainError as exc:
         print(f"rbm-analytics {args.command}: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE if exc.status < 500 else EXIT_FAILED
+        return EXIT_USAGE if status_of(exc) < 500 else EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     return code

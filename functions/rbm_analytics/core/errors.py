@@ -1,12 +1,16 @@
-"""Errors that carry their HTTP status; one handler turns them into JSON."""
+"""What can go wrong, in the domain's own words.
+
+Domain modules raise these; only the edge (``rbm_analytics.web``) turns them
+into HTTP statuses, so parsing, storage and SQL code never speak HTTP. Each
+carries a message that is safe to show the caller: it names the field or
+setting at fault, never a value that could hold personal data.
+"""
 
 from __future__ import annotations
 
 
-class HttpError(Exception):
-    """An error the caller should see, with the status it maps to."""
-
-    status = 500
+class DomainError(Exception):
+    """An error the caller should see, with a message safe to show."""
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -14,24 +18,24 @@ class HttpError(Exception):
         self.headers = headers or {}
 
 
-class BadRequest(HttpError):
-    status = 400
+class InvalidInput(DomainError):
+    """The request is malformed or names something invalid: resending it cannot help."""
 
 
-class Unauthorized(HttpError):
-    status = 401
+class Unauthenticated(DomainError):
+    """No credential, or one that matches no configured secret."""
 
 
-class Forbidden(HttpError):
-    status = 403
+class NotPermitted(DomainError):
+    """A verified credential used for something outside what it is bound to."""
 
 
-class NotFound(HttpError):
-    status = 404
+class NotFound(DomainError):
+    """No such route or page."""
 
 
-class MethodNotAllowed(HttpError):
-    status = 405
+class MethodNotAllowed(DomainError):
+    """The route exists but does not take this method."""
 
     def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
         super().__init__(
@@ -40,21 +44,17 @@ class MethodNotAllowed(HttpError):
         )
 
 
-class Conflict(HttpError):
+class Conflict(DomainError):
     """The request contradicts what is stored (another agent's message id)."""
 
-    status = 409
+
+class TooLarge(DomainError):
+    """The body is over the configured limit."""
 
 
-class PayloadTooLarge(HttpError):
-    status = 413
-
-
-class ServiceUnavailable(HttpError):
+class Unavailable(DomainError):
     """Storage failed or timed out: the sender must retry, nothing was acknowledged."""
 
-    status = 503
 
-
-class ConfigError(ServiceUnavailable):
-    """The deployment is misconfigured; 503 so senders retry once it is fixed."""
+class ConfigError(Unavailable):
+    """The deployment is misconfigured; senders retry once it is fixed."""

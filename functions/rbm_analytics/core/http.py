@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from rbm_analytics.core.errors import HttpError, PayloadTooLarge
+from rbm_analytics.core.errors import TooLarge
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,11 @@ def json_response(status: int, payload: Any, headers: Mapping[str, str] | None =
     return Response(status, json.dumps(payload).encode(), "application/json", headers or {})
 
 
-def error_response(exc: HttpError) -> Response:
-    return json_response(exc.status, {"error": exc.message}, exc.headers)
-
-
 def read_body(stream: IO[bytes], content_length: int | None, limit: int) -> bytes:
     """Read at most ``limit`` bytes; a larger body is refused without buffering it."""
     if content_length is not None and content_length > limit:
-        raise PayloadTooLarge(f"request body is {content_length} bytes; the limit is {limit}")
+        raise TooLarge(f"request body is {content_length} bytes; the limit is {limit}")
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        raise TooLarge(f"request body is over the limit of {limit} bytes")
     return data

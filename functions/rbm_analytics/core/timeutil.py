@@ -11,7 +11,7 @@ import re
 import time
 from datetime import UTC, date, datetime, timedelta
 
-from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.errors import InvalidInput
 
 # ASCII digits only: Python's \d would also take other scripts' digits.
 _RFC3339 = re.compile(
@@ -31,28 +31,28 @@ def now_us() -> int:
 def parse_rfc3339_us(value: object, field: str) -> int:
     """Microseconds since the epoch for an RFC 3339 timestamp (nanoseconds truncated)."""
     if not isinstance(value, str):
-        raise BadRequest(f"{field} must be an RFC 3339 timestamp string")
+        raise InvalidInput(f"{field} must be an RFC 3339 timestamp string")
     m = _RFC3339.fullmatch(value.strip())
     if not m:
         # The value is not echoed: a misplaced field could hold a phone number.
-        raise BadRequest(f"{field} is not an RFC 3339 timestamp such as 2026-01-01T09:30:00.123Z")
+        raise InvalidInput(f"{field} is not an RFC 3339 timestamp such as 2026-01-01T09:30:00.123Z")
     year, month, day, hour, minute, second, frac, zone = m.groups()
     try:
         dt = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC
         )
     except ValueError:
-        raise BadRequest(f"{field} is not a valid date and time") from None
+        raise InvalidInput(f"{field} is not a valid date and time") from None
     if zone not in ("Z", "z"):
         if int(zone[1:3]) > 23 or int(zone[4:6]) > 59:
-            raise BadRequest(f"{field} has an invalid UTC offset")
+            raise InvalidInput(f"{field} has an invalid UTC offset")
         sign = 1 if zone[0] == "+" else -1
         offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
         dt -= sign * offset
     micros = int((frac or "0").ljust(6, "0")[:6])
     us = (int((dt - _EPOCH).total_seconds()) * 1_000_000) + micros
     if not _MIN_US <= us < _MAX_US:
-        raise BadRequest(f"{field} is outside the years 2000-2099")
+        raise InvalidInput(f"{field} is outside the years 2000-2099")
     return us
 
 
@@ -63,16 +63,16 @@ _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def parse_date(value: object, field: str) -> date:
-    """A date ``YYYY-MM-DD`` from MIN_DATE to MAX_DATE; else BadRequest naming ``field``."""
+    """A date ``YYYY-MM-DD`` from MIN_DATE to MAX_DATE; else InvalidInput naming ``field``."""
     expected = f"{field} must be a date as YYYY-MM-DD between {MIN_DATE} and {MAX_DATE}"
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise BadRequest(expected)
+        raise InvalidInput(expected)
     try:
         parsed = date.fromisoformat(value)
     except ValueError:
-        raise BadRequest(f"{field} is not a valid calendar date") from None
+        raise InvalidInput(f"{field} is not a valid calendar date") from None
     if not MIN_DATE <= parsed <= MAX_DATE:
-        raise BadRequest(expected)
+        raise InvalidInput(expected)
     return parsed
 
 

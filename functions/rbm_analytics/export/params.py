@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.errors import InvalidInput
 from rbm_analytics.core.ids import ID_RULE, is_valid_id
 from rbm_analytics.core.timeutil import parse_date
 from rbm_analytics.export.query import (
@@ -70,7 +70,7 @@ def _reject_unknown(query: Mapping[str, str], allowed: tuple[str, ...]) -> None:
     # A typo such as ?metric=read would otherwise silently export the defaults.
     unknown = sorted(set(query) - set(allowed))
     if unknown:
-        raise BadRequest(
+        raise InvalidInput(
             f"unknown parameter {unknown[0][:40]!r}; the parameters are {', '.join(allowed)}"
         )
 
@@ -89,10 +89,10 @@ def parse_range(query: Mapping[str, str], today: date) -> DateRange:
     if start is None:
         start = end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:
-        raise BadRequest(f"start {start} is after end {end}")
+        raise InvalidInput(f"start {start} is after end {end}")
     days = (end - start).days + 1
     if days > MAX_RANGE_DAYS:
-        raise BadRequest(
+        raise InvalidInput(
             f"start {start} to end {end} is {days} days; a range may cover at most "
             f"{MAX_RANGE_DAYS} days (three years)"
         )
@@ -110,7 +110,7 @@ def _choice(query: Mapping[str, str], name: str, choices: tuple[str, ...], defau
     if raw is None:
         return default
     if raw not in choices:
-        raise BadRequest(f"unknown {name} {raw[:40]!r}; use one of {', '.join(choices)}")
+        raise InvalidInput(f"unknown {name} {raw[:40]!r}; use one of {', '.join(choices)}")
     return raw
 
 
@@ -122,17 +122,19 @@ def _metrics(query: Mapping[str, str]) -> tuple[str, ...]:
     seen: list[str] = []
     for name in names:
         if not name:
-            raise BadRequest("metrics has an empty name; separate metric names with single commas")
+            raise InvalidInput(
+                "metrics has an empty name; separate metric names with single commas"
+            )
         if name in KEY_COLUMNS:
-            raise BadRequest(
+            raise InvalidInput(
                 f"metrics: {name} is always the first columns (date, agent_id), not a metric"
             )
         if name not in METRICS:
-            raise BadRequest(
+            raise InvalidInput(
                 f"unknown metric {name[:40]!r} in metrics; the metrics are {', '.join(METRICS)}"
             )
         if name in seen:
-            raise BadRequest(f"metrics lists {name} more than once")
+            raise InvalidInput(f"metrics lists {name} more than once")
         seen.append(name)
     return tuple(seen)
 
@@ -144,12 +146,12 @@ def _agent(query: Mapping[str, str]) -> str | None:
     if raw is None:
         return None
     if not is_valid_id(raw):
-        raise BadRequest(f"agent must be a valid agent id ({ID_RULE})")
+        raise InvalidInput(f"agent must be a valid agent id ({ID_RULE})")
     return raw
 
 
 def parse_export_params(query: Mapping[str, str], today: date) -> ExportParams:
-    """Parse and validate ``GET /`` parameters; raises BadRequest (400) naming the parameter."""
+    """Parse and validate ``GET /`` parameters; raises InvalidInput (400) naming the parameter."""
     _reject_unknown(query, EXPORT_PARAMETERS)
     scale = _choice(query, "scale", SCALES, "day")
     fmt = _choice(query, "format", FORMATS, "csv")

@@ -30,7 +30,7 @@ from rbm_analytics import web
 from rbm_analytics.core import clients as client_cache
 from rbm_analytics.core import logs
 from rbm_analytics.core.config import Settings, get_settings
-from rbm_analytics.core.errors import HttpError, ServiceUnavailable
+from rbm_analytics.core.errors import DomainError, Unavailable
 from rbm_analytics.core.http import Request, Response, json_response
 from rbm_analytics.core.timeutil import today_utc
 from rbm_analytics.export import ui as export_ui
@@ -57,7 +57,7 @@ AGENTS_PATH = "/agents"
 ClientFactory = Callable[[], bigquery.Client]
 
 
-class QueryFailed(HttpError):
+class QueryFailed(DomainError):
     """BigQuery refused the query itself: a bug here, not a transient failure."""
 
     status = 500
@@ -175,7 +175,7 @@ def run_query(
 ) -> Iterator[Iterable[Row]]:
     """Start ``query`` and fetch its first page; then hand out pages as they arrive.
 
-    Raises ServiceUnavailable (503) or QueryFailed (500) before any row is
+    Raises Unavailable (503) or QueryFailed (500) before any row is
     returned; a failure on a later page is logged and re-raised, which aborts
     the response rather than ending it as if complete.
     """
@@ -191,7 +191,7 @@ def run_query(
         first = next(pages, None)
     except gexc.NotFound as exc:
         logs.error("export table missing", error=str(exc)[:500])
-        raise ServiceUnavailable(
+        raise Unavailable(
             "a BigQuery table of the export is missing; has refresh run in this dataset?"
         ) from exc
     except gexc.BadRequest as exc:
@@ -199,7 +199,7 @@ def run_query(
         raise QueryFailed("BigQuery rejected the export query") from exc
     except (gexc.GoogleAPIError, GoogleAuthError, OSError) as exc:
         logs.error("export query failed", error=str(exc)[:500])
-        raise ServiceUnavailable("BigQuery is unavailable; retry later") from exc
+        raise Unavailable("BigQuery is unavailable; retry later") from exc
     return _pages(first, pages)
 
 

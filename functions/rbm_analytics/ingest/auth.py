@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rbm_analytics.core.config import Credential
-from rbm_analytics.core.errors import ConfigError, Forbidden, Unauthorized
+from rbm_analytics.core.errors import ConfigError, NotPermitted, Unauthenticated
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Grant:
     def require(self, agent_id: str, field: str = "agentId") -> None:
         """403 naming ``field`` (never its value) when ``agent_id`` is not covered."""
         if not self.allows(agent_id):
-            raise Forbidden(f"{field} names an agent this {self.credential} is not bound to")
+            raise NotPermitted(f"{field} names an agent this {self.credential} is not bound to")
 
 
 def _grant(
@@ -64,11 +64,11 @@ def verify_signature(data: bytes, signature: str | None, tokens: tuple[Credentia
         # A deployment fault, not the sender's: 503 so RBM keeps retrying.
         raise ConfigError("RBM_CLIENT_TOKENS is not set: webhook signatures cannot be verified")
     if not signature:
-        raise Unauthorized("X-Goog-Signature header is missing")
+        raise Unauthenticated("X-Goog-Signature header is missing")
     try:
         provided = base64.b64decode(signature.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise Unauthorized("X-Goog-Signature is not valid base64") from None
+        raise Unauthenticated("X-Goog-Signature is not valid base64") from None
 
     def matches(token: Credential) -> bool:
         # hmac.digest: OpenSSL's one-shot HMAC, a third cheaper than hmac.new().
@@ -77,7 +77,7 @@ def verify_signature(data: bytes, signature: str | None, tokens: tuple[Credentia
 
     grant = _grant(tokens, matches, "client token")
     if grant is None:
-        raise Unauthorized("X-Goog-Signature does not match any configured client token")
+        raise Unauthenticated("X-Goog-Signature does not match any configured client token")
     return grant
 
 
@@ -104,10 +104,10 @@ def verify_secret(
     if not credentials:
         raise ConfigError(f"{setting} is not set: no {what} can be accepted")
     if not candidate:
-        raise Unauthorized(f"the {what} is missing")
+        raise Unauthenticated(f"the {what} is missing")
     grant = _grant(credentials, _equals(candidate), what)
     if grant is None:
-        raise Unauthorized(f"the {what} is not valid")
+        raise Unauthenticated(f"the {what} is not valid")
     return grant
 
 
@@ -116,10 +116,10 @@ def verify_bearer(authorization: str | None, keys: tuple[Credential, ...]) -> Gr
     if not keys:
         raise ConfigError("AGENT_API_KEYS is not set: no API key can be accepted")
     if not authorization:
-        raise Unauthorized("Authorization header is missing; send 'Bearer <key>'")
+        raise Unauthenticated("Authorization header is missing; send 'Bearer <key>'")
     scheme, _, key = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        raise Unauthorized("Authorization must be 'Bearer <key>'")
+        raise Unauthenticated("Authorization must be 'Bearer <key>'")
     return verify_secret(key.strip(), keys, setting="AGENT_API_KEYS", what="API key")
 
 

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 
-from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.errors import InvalidInput
 
 # E.164: a plus sign and up to 15 digits, no leading zero.
 _E164 = re.compile(r"\+[1-9][0-9]{4,14}")
@@ -15,9 +15,9 @@ _E164 = re.compile(r"\+[1-9][0-9]{4,14}")
 def user_key(phone_number: object, key: bytes, *, field: str = "senderPhoneNumber") -> str:
     """Hex HMAC-SHA256 of an E.164 number; the same for webhook events and sent records.
 
-    Raises BadRequest (naming ``field``, never echoing the value) when the
+    Raises InvalidInput (naming ``field``, never echoing the value) when the
     number is not E.164.
     """
     if not isinstance(phone_number, str) or not _E164.fullmatch(phone_number):
-        raise BadRequest(f"{field} must be an E.164 phone number: + and 5 to 15 digits")
+        raise InvalidInput(f"{field} must be an E.164 phone number: + and 5 to 15 digits")
     return hmac.new(key, phone_number.encode(), hashlib.sha256).hexdigest()

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, cast
 
-from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.errors import InvalidInput
 from rbm_analytics.core.ids import ID_RULE, is_valid_id
 from rbm_analytics.core.timeutil import parse_rfc3339_us
 from rbm_analytics.ingest.privacy import user_key
@@ -50,20 +50,20 @@ def parse_json(body: bytes, what: str = "request body") -> Any:
     try:
         return json.loads(body)
     except (UnicodeDecodeError, ValueError):
-        raise BadRequest(f"{what} is not valid JSON") from None
+        raise InvalidInput(f"{what} is not valid JSON") from None
     except RecursionError:
-        raise BadRequest(f"{what} is nested too deeply") from None
+        raise InvalidInput(f"{what} is nested too deeply") from None
 
 
 def _object(value: Any, field: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise BadRequest(f"{field} must be a JSON object")
+        raise InvalidInput(f"{field} must be a JSON object")
     return cast(Mapping[str, Any], value)
 
 
 def _id(value: Any, field: str) -> str:
     if not is_valid_id(value):
-        raise BadRequest(f"{field} is missing or not a valid id ({ID_RULE})")
+        raise InvalidInput(f"{field} is missing or not a valid id ({ID_RULE})")
     return cast(str, value)
 
 
@@ -71,13 +71,13 @@ def _text(value: Any, field: str, limit: int) -> str:
     """A string that can be stored: bounded, and valid Unicode (JSON lets lone
     surrogates through; Firestore and the logs cannot encode them)."""
     if not isinstance(value, str):
-        raise BadRequest(f"{field} must be a string")
+        raise InvalidInput(f"{field} must be a string")
     if len(value) > limit:
-        raise BadRequest(f"{field} is longer than {limit} characters")
+        raise InvalidInput(f"{field} is longer than {limit} characters")
     try:
         value.encode()
     except UnicodeEncodeError:
-        raise BadRequest(f"{field} is not valid Unicode") from None
+        raise InvalidInput(f"{field} is not valid Unicode") from None
     return value
 
 
@@ -87,7 +87,7 @@ def _optional_str(value: Any, field: str, limit: int) -> str | None:
 
 def _enum(value: Any, field: str) -> str:
     if not isinstance(value, str) or not _ENUM.fullmatch(value):
-        raise BadRequest(f"{field} must be an upper-case enum name such as READ")
+        raise InvalidInput(f"{field} must be an upper-case enum name such as READ")
     return value
 
 
@@ -100,7 +100,7 @@ def parse_handshake(doc: Any) -> Handshake | None:
         return None
     token, secret = doc.get("clientToken"), doc.get("secret")
     if not isinstance(token, str) or not isinstance(secret, str):
-        raise BadRequest("clientToken and secret must both be strings")
+        raise InvalidInput("clientToken and secret must both be strings")
     return Handshake(
         client_token=_text(token, "clientToken", MAX_HANDSHAKE_CHARS),
         secret=_text(secret, "secret", MAX_HANDSHAKE_CHARS),
@@ -113,11 +113,11 @@ def envelope_data(doc: Any) -> bytes:
     message = _object(envelope.get("message"), "message")
     data = message.get("data")
     if not isinstance(data, str) or not data:
-        raise BadRequest("message.data is missing or not a base64 string")
+        raise InvalidInput("message.data is missing or not a base64 string")
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest("message.data is not valid base64") from None
+        raise InvalidInput("message.data is not valid base64") from None
 
 
 def is_agent_launch_event(envelope: Any, data: bytes) -> bool:
@@ -220,12 +220,12 @@ def _possible_time(value: Any, field: str, received_us: int, retention_days: int
     """
     us = parse_rfc3339_us(value, field)
     if us > received_us + MAX_AHEAD_US:
-        raise BadRequest(
+        raise InvalidInput(
             f"{field} is more than 5 minutes after the time ingest received it; "
             "check the sender's clock"
         )
     if us < received_us - retention_days * _DAY_US:
-        raise BadRequest(
+        raise InvalidInput(
             f"{field} is older than RETENTION_DAYS ({retention_days} days): "
             "it would be stored already expired"
         )
@@ -235,7 +235,7 @@ def _possible_time(value: Any, field: str, received_us: int, retention_days: int
 def _user_message_content(doc: Mapping[str, Any]) -> tuple[UserMessageKind, str | None, str | None]:
     present = [k for k in ("text", "userFile", "location", "suggestionResponse") if k in doc]
     if len(present) != 1:
-        raise BadRequest(
+        raise InvalidInput(
             "a user message needs exactly one of text, userFile, location, suggestionResponse"
             if present
             else "payload is neither a user event (eventType) nor a user message "
@@ -244,29 +244,29 @@ def _user_message_content(doc: Mapping[str, Any]) -> tuple[UserMessageKind, str 
     field = present[0]
     if field == "text":
         if not isinstance(doc["text"], str):
-            raise BadRequest("text must be a string")
+            raise InvalidInput("text must be a string")
         return "text", None, None
     if field == "location":
         loc = _object(doc["location"], "location")
         for axis, bound in (("latitude", 90), ("longitude", 180)):
             value = loc.get(axis)
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise BadRequest(f"location.{axis} must be a number")
+                raise InvalidInput(f"location.{axis} must be a number")
             if not -bound <= value <= bound:
-                raise BadRequest(f"location.{axis} is out of range")
+                raise InvalidInput(f"location.{axis} is out of range")
         return "location", None, None
     if field == "userFile":
         user_file = _object(doc["userFile"], "userFile")
         payload = _object(user_file.get("payload"), "userFile.payload")
         mime = payload.get("mimeType")
         if not isinstance(mime, str) or not _MIME.fullmatch(mime):
-            raise BadRequest("userFile.payload.mimeType is missing or not a MIME type")
+            raise InvalidInput("userFile.payload.mimeType is missing or not a MIME type")
         return "file", None, mime.lower()
     response = _object(doc["suggestionResponse"], "suggestionResponse")
     suggestion_type = response.get("type") or "UNKNOWN"
     kind = _SUGGESTION_KINDS.get(suggestion_type) if isinstance(suggestion_type, str) else None
     if kind is None:
-        raise BadRequest("suggestionResponse.type must be REPLY, ACTION or UNKNOWN")
+        raise InvalidInput("suggestionResponse.type must be REPLY, ACTION or UNKNOWN")
     postback = _optional_str(
         response.get("postbackData"), "suggestionResponse.postbackData", MAX_POSTBACK_CHARS
     )
@@ -288,15 +288,15 @@ def parse_agent_messages(
     if "agentMessages" in doc:
         items = doc["agentMessages"]
         if not isinstance(items, list) or not items:
-            raise BadRequest("agentMessages must be a non-empty array")
+            raise InvalidInput("agentMessages must be a non-empty array")
         if len(items) > MAX_BATCH:
-            raise BadRequest(f"agentMessages holds {len(items)} items; at most {MAX_BATCH}")
+            raise InvalidInput(f"agentMessages holds {len(items)} items; at most {MAX_BATCH}")
         out = []
         for i, item in enumerate(items):
             try:
                 out.append(_agent_message(item, phone_key, received_us, retention_days))
-            except BadRequest as exc:
-                raise BadRequest(f"agentMessages[{i}]: {exc.message}") from None
+            except InvalidInput as exc:
+                raise InvalidInput(f"agentMessages[{i}]: {exc.message}") from None
         return out
     return [_agent_message(doc, phone_key, received_us, retention_days)]
 
@@ -313,16 +313,18 @@ def _agent_message(
     if name is not None:
         m = _AGENT_MESSAGE_NAME.fullmatch(name) if isinstance(name, str) else None
         if m is None:
-            raise BadRequest("name must look like phones/{E.164 number}/agentMessages/{messageId}")
+            raise InvalidInput(
+                "name must look like phones/{E.164 number}/agentMessages/{messageId}"
+            )
         # Explicit fields win over the ones read from name; errors name the source.
         if phone is None:
             phone, phone_field = m.group(1), "name (its phone number)"
         if message_id is None:
             message_id, id_field = m.group(2), "name (its messageId)"
     if message_id is None:
-        raise BadRequest("messageId is missing (give name or messageId)")
+        raise InvalidInput("messageId is missing (give name or messageId)")
     if phone is None:
-        raise BadRequest("phoneNumber is missing (give name or phoneNumber)")
+        raise InvalidInput("phoneNumber is missing (give name or phoneNumber)")
     traffic = doc.get("messageTrafficType")
     return AgentMessage(
         message_id=_id(message_id, id_field),

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 import urllib3
 
 from rbm_analytics.core.config import Settings, get_settings
-from rbm_analytics.core.errors import ServiceUnavailable
+from rbm_analytics.core.errors import Unavailable
 from rbm_analytics.core.http import Request
 
 # Request headers passed on to the bot, exactly as received.
@@ -69,7 +69,7 @@ class Forwarded:
         }
 
 
-class ForwardFailed(ServiceUnavailable):
+class ForwardFailed(Unavailable):
     """The bot did not take the request: 503, so RBM delivers it again."""
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from rbm_analytics import web
 from rbm_analytics.core.config import Settings, get_settings
-from rbm_analytics.core.errors import Conflict, Forbidden, HttpError, ServiceUnavailable
+from rbm_analytics.core.errors import Conflict, DomainError, NotPermitted, Unavailable
 from rbm_analytics.core.http import Request, Response, json_response
 from rbm_analytics.core.timeutil import now_us
 from rbm_analytics.ingest.auth import (
@@ -89,7 +89,7 @@ def _webhook(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
     if handshake is not None:
         fields["route"] = "handshake"
         if not is_client_token(handshake.client_token, settings.rbm_client_tokens):
-            raise Forbidden("clientToken is not one of the configured client tokens")
+            raise NotPermitted("clientToken is not one of the configured client tokens")
         fields["outcome"] = "verified"
         return Response(200, handshake.secret.encode(), "text/plain; charset=utf-8")
 
@@ -180,11 +180,11 @@ def _conflict_message(ids: tuple[str, ...]) -> str:
 def _store(store_factory: Callable[[], Store]) -> Store:
     try:
         return store_factory()
-    except HttpError:
+    except DomainError:
         raise
     except Exception as exc:
         # No client (credentials, project, network): the sender must retry.
-        raise ServiceUnavailable(
+        raise Unavailable(
             f"storage client could not be created ({type(exc).__name__}); retry later"
         ) from exc
 

@@ -60,7 +60,7 @@ from google.cloud import firestore
 from rbm_analytics.core import clients
 from rbm_analytics.core.collections import AGENT_MESSAGES, USER_EVENTS, USER_MESSAGES
 from rbm_analytics.core.config import get_settings
-from rbm_analytics.core.errors import ServiceUnavailable
+from rbm_analytics.core.errors import Unavailable
 from rbm_analytics.ingest.records import (
     AgentMessage,
     Receipt,
@@ -108,7 +108,7 @@ def _earlier(new_us: int, snap: Snapshot | None, field: str) -> bool:
 
 
 class FirestoreStore:
-    """Writes records to Firestore; every storage failure becomes ServiceUnavailable."""
+    """Writes records to Firestore; every storage failure becomes Unavailable."""
 
     def __init__(self, client: firestore.Client, *, retention_days: int, deadline_s: float) -> None:
         self._committer = Committer(client)
@@ -272,7 +272,7 @@ class FirestoreStore:
                 return attempt()
             except _Changed:
                 continue
-        raise ServiceUnavailable(
+        raise Unavailable(
             "the message kept changing while this request was being stored; retry later"
         )
 
@@ -305,7 +305,7 @@ class FirestoreStore:
         except Exception as exc:
             # Anything that goes wrong while storing must make the sender
             # retry: a 503, never a 200 and never a 500 it might give up on.
-            raise ServiceUnavailable(
+            raise Unavailable(
                 f"storage is unavailable ({type(exc).__name__}); retry later"
             ) from exc
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.errors import InvalidInput
 from rbm_analytics.core.timeutil import parse_date, refresh_dates
 from rbm_analytics.refresh.warehouse import LOOKBACK_DAYS
 
@@ -59,7 +59,7 @@ def plan(
     end: date | None = None,
     mirror_retention_days: int = 0,
 ) -> RefreshPlan:
-    """Validate the dates; raises BadRequest (400) naming the problem.
+    """Validate the dates; raises InvalidInput (400) naming the problem.
 
     ``mirror_retention_days`` 0 means mirror partitions never expire.
     """
@@ -69,7 +69,7 @@ def plan(
 
 
 def check_retention(result: RefreshPlan, today: date, mirror_retention_days: int) -> None:
-    """BadRequest when ``result`` would read mirror partitions that have expired."""
+    """InvalidInput when ``result`` would read mirror partitions that have expired."""
     if not mirror_retention_days:
         return
     oldest_read = result.start - timedelta(days=LOOKBACK_DAYS)
@@ -78,7 +78,7 @@ def check_retention(result: RefreshPlan, today: date, mirror_retention_days: int
     oldest_kept = today - timedelta(days=mirror_retention_days - 1)
     if oldest_read < oldest_kept:
         field = "start" if result.run_date is None else "run_date"
-        raise BadRequest(
+        raise InvalidInput(
             f"{field} {result.start if field == 'start' else result.run_date} needs mirror "
             f"partitions from {oldest_read} ({LOOKBACK_DAYS}-day look-back), but "
             f"MIRROR_RETENTION_DAYS={mirror_retention_days} keeps only {oldest_kept} and later"
@@ -93,21 +93,21 @@ def _plan(
     end: date | None,
 ) -> RefreshPlan:
     if run_date is not None and (start is not None or end is not None):
-        raise BadRequest("give either run_date or start and end, not both")
+        raise InvalidInput("give either run_date or start and end, not both")
     if (start is None) != (end is None):
-        raise BadRequest("start and end must be given together")
+        raise InvalidInput("start and end must be given together")
     if start is not None and end is not None:
         if start > end:
-            raise BadRequest(f"start {start} is after end {end}")
+            raise InvalidInput(f"start {start} is after end {end}")
         if end > today:
-            raise BadRequest(f"end {end} is in the future (today is {today} UTC)")
+            raise InvalidInput(f"end {end} is in the future (today is {today} UTC)")
         days = (end - start).days + 1
         if days > MAX_RANGE_DAYS:
-            raise BadRequest(f"start..end spans {days} days; the limit is {MAX_RANGE_DAYS}")
+            raise InvalidInput(f"start..end spans {days} days; the limit is {MAX_RANGE_DAYS}")
         return RefreshPlan(start, end)
     run = today if run_date is None else run_date
     if run > today:
-        raise BadRequest(f"run_date {run} is in the future (today is {today} UTC)")
+        raise InvalidInput(f"run_date {run} is in the future (today is {today} UTC)")
     first, last = refresh_dates(run, window_days)
     return RefreshPlan(first, last, run_date=run)
 
@@ -121,22 +121,24 @@ def plan_from_body(
         try:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            raise BadRequest("request body is not valid JSON") from None
+            raise InvalidInput("request body is not valid JSON") from None
         except RecursionError:
             # The parser recurses per nesting level: a deep body is not a plan.
-            raise BadRequest("request body is nested too deeply") from None
+            raise InvalidInput("request body is nested too deeply") from None
     if not isinstance(doc, dict):
-        raise BadRequest("request body must be a JSON object")
+        raise InvalidInput("request body must be a JSON object")
     unknown = sorted(set(doc) - {*KEYS, INTRADAY})
     if unknown:
         names = ", ".join(repr(k)[:40] for k in unknown[:5])
-        raise BadRequest(f"unknown field(s) {names}; allowed: {', '.join((*KEYS, INTRADAY))}")
+        raise InvalidInput(f"unknown field(s) {names}; allowed: {', '.join((*KEYS, INTRADAY))}")
     intraday = doc.get(INTRADAY, False)
     if not isinstance(intraday, bool):
-        raise BadRequest(f"{INTRADAY} must be true or false")
+        raise InvalidInput(f"{INTRADAY} must be true or false")
     if intraday:
         if any(k in doc for k in KEYS):
-            raise BadRequest(f"{INTRADAY} runs today only; give no run_date, start or end with it")
+            raise InvalidInput(
+                f"{INTRADAY} runs today only; give no run_date, start or end with it"
+            )
         return RefreshPlan(today, today, intraday=True)
     dates = {k: parse_date(doc[k], k) for k in KEYS if k in doc}
     return plan(

@@ -39,7 +39,7 @@ from rbm_analytics import web
 from rbm_analytics.core import clients as client_cache
 from rbm_analytics.core import logs
 from rbm_analytics.core.config import Settings, get_settings
-from rbm_analytics.core.errors import HttpError, ServiceUnavailable
+from rbm_analytics.core.errors import DomainError, Unavailable
 from rbm_analytics.core.http import Request, Response, json_response
 from rbm_analytics.refresh import watermark
 from rbm_analytics.refresh.plan import RefreshPlan, plan_from_body
@@ -66,7 +66,7 @@ def default_clients() -> Clients:
     return Clients(firestore=client_cache.firestore_client, bigquery=client_cache.bigquery_client)
 
 
-class RefreshFailed(ServiceUnavailable):
+class RefreshFailed(Unavailable):
     """Storage failed during a run; the run is recorded as failed."""
 
 
@@ -361,7 +361,7 @@ def _refresh(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
     )
     try:
         summary = run(plan, settings, deps.clients)
-    except HttpError:
+    except DomainError:
         raise
     except (gexc.GoogleAPIError, OSError) as exc:
         raise RefreshFailed(f"refresh failed ({type(exc).__name__}); retry later") from exc

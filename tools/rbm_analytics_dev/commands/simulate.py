@@ -9,7 +9,7 @@ import random
 import sys
 import threading
 
-from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.errors import InvalidInput
 from rbm_analytics.core.timeutil import now_us, parse_rfc3339_us
 
 from rbm_analytics_dev.local.sender import Progress, Sender, SendError, Target, preflight
@@ -181,7 +181,7 @@ def _config(args: argparse.Namespace, end_us: int, seed: int) -> PlanConfig:
             window_days=args.window_days,
         )
     except ValueError as exc:
-        raise BadRequest(str(exc)) from None
+        raise InvalidInput(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -189,19 +189,19 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**9)
     end_us = parse_rfc3339_us(args.end, "--end") if args.end else now_us()
     if args.live and args.end:
-        raise BadRequest("--end does not apply to --live traffic, which starts now")
+        raise InvalidInput("--end does not apply to --live traffic, which starts now")
     if args.live and args.dry_run:
-        raise BadRequest("--dry-run plans a bounded period: drop --live")
+        raise InvalidInput("--dry-run plans a bounded period: drop --live")
     if args.live and args.rate <= 0:
-        raise BadRequest("--rate must be positive")
+        raise InvalidInput("--rate must be positive")
     if args.duration is not None and args.duration <= 0:
-        raise BadRequest("--duration must be positive")
+        raise InvalidInput("--duration must be positive")
     config = _config(args, end_us, seed)
     try:
         target = Target(args.url, args.client_token, args.api_key)
         target.check_agents(config.agent_ids())
     except SendError as exc:
-        raise BadRequest(str(exc)) from None
+        raise InvalidInput(str(exc)) from None
 
     if args.live:
         start = now_us()
