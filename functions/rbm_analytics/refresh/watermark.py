@@ -143,6 +143,31 @@ def mark_daily(client: firestore.Client, dataset: str, run_id: str) -> None:
     _ref(client).set({"watermarks": {dataset: entry}}, merge=True)
 
 
+def claim_daily(client: firestore.Client, dataset: str, run_id: str, claimant: str) -> bool:
+    """Atomically claim ``run_id``'s daily step for ``claimant``; True when it holds the claim.
+
+    Several job tasks may find every stream caught up at once. BigQuery aborts
+    one of two concurrent transactions on the same tables, so exactly one task
+    recomputes the daily tables: the first to claim them in a Firestore
+    transaction. The same claimant (a retried task) keeps its claim.
+    """
+    ref = _ref(client)
+
+    @firestore.transactional
+    def claim(transaction: firestore.Transaction) -> bool:
+        snap = ref.get(transaction=transaction)
+        marks = (snap.to_dict() or {}) if snap.exists else {}
+        entry = (marks.get("watermarks") or {}).get(dataset) or {}
+        held = entry.get("daily_claim") if isinstance(entry, dict) else None
+        if isinstance(held, dict) and held.get("run_id") == run_id:
+            return bool(held.get("by") == claimant)
+        value = {"run_id": run_id, "by": claimant}
+        transaction.set(ref, {"watermarks": {dataset: {"daily_claim": value}}}, merge=True)
+        return True
+
+    return bool(claim(client.transaction()))
+
+
 def daily_by(client: firestore.Client, dataset: str) -> str | None:
     """The run (or job execution) that last recomputed the daily tables."""
     value = _dataset_entry(client, dataset).get("daily_by")

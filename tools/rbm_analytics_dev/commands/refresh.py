@@ -5,6 +5,12 @@ Runs the same code as the ``refresh`` function against whatever
 prints the JSON summary and exits 0; bad dates exit 2, a failed run exits 1,
 and a run that spent its time budget still catching up exits 75 (EX_TEMPFAIL:
 its progress is saved, run it again).
+With ``--tasks N`` the refresh runs as the deployed morning job does: N
+local processes ``python -m rbm_analytics.refresh.job``, task i of N each
+(``CLOUD_RUN_TASK_INDEX`` / ``CLOUD_RUN_TASK_COUNT``, one shared
+``CLOUD_RUN_EXECUTION``), each mirroring its share of the change streams; the
+last to finish recomputes the daily tables. It waits for all of them, prints
+each task's summary line and a total, and exits 0 only if every task did.
 With ``--dry-run`` nothing is written: BigQuery dry-runs every statement the
 refresh would send and the bytes each would scan are printed.
 """
@@ -13,7 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import time
+import uuid
 from typing import Any
 
 from google.api_core.exceptions import GoogleAPICallError
@@ -32,6 +42,7 @@ EPILOG = """examples:
   rbm-analytics refresh                          # like the scheduler: today's run, R-8 … R-1
   rbm-analytics refresh --run-date 2026-01-10    # recompute 2026-01-02 … 2026-01-09
   rbm-analytics refresh --start 2025-12-01 --end 2025-12-31   # backfill December
+  rbm-analytics refresh --tasks 4                # as the Cloud Run job: 4 parallel tasks
   rbm-analytics refresh --dry-run                # bytes each statement of this morning would scan
 """
 
@@ -52,6 +63,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="print the bytes each BigQuery statement would scan; write nothing",
     )
+    parser.add_argument(
+        "--tasks",
+        type=int,
+        metavar="N",
+        help="run as the refresh job: N parallel task processes (local Cloud Run job)",
+    )
     parser.set_defaults(func=main)
 
 
@@ -67,6 +84,8 @@ def main(args: argparse.Namespace) -> int:
     )
     if args.dry_run:
         return _dry_run(refresh_plan, settings)
+    if args.tasks is not None:
+        return _tasks(args, args.tasks, settings)
     try:
         summary = refresh_core.run(refresh_plan, settings, refresh_core.default_clients())
     except Exception as exc:
@@ -98,3 +117,64 @@ def _dry_run(refresh_plan: RefreshPlan, settings: Settings) -> int:
     )
     print(dry_run.report(title, estimates))
     return 0
+
+
+TASK_LINE = '"message":"refresh task"'
+
+
+def _tasks(args: argparse.Namespace, count: int, settings: Settings) -> int:
+    """Run the refresh job's ``count`` tasks as local processes; 0 when all succeeded."""
+    if count < 1:
+        print("rbm-analytics refresh: --tasks must be at least 1", file=sys.stderr)
+        return 2
+    # The deployed job finds its tables made by Terraform; here they are made
+    # once, up front, rather than by N tasks racing to create the same tables.
+    try:
+        Warehouse(
+            clients.bigquery_client(), settings.project, settings.bq_dataset, settings.bq_location
+        ).ensure()
+    except GoogleAPICallError as exc:
+        print(f"rbm-analytics refresh: cannot create the tables: {exc.message}", file=sys.stderr)
+        return 1
+    dates = [
+        arg
+        for flag, value in (("--run-date", args.run_date), ("--start", args.start),
+                            ("--end", args.end))
+        if value is not None
+        for arg in (flag, value)
+    ]  # fmt: skip
+    execution = f"local-{uuid.uuid4().hex[:12]}"
+    clock = time.perf_counter()
+    procs = []
+    for index in range(count):
+        env = {**os.environ, "CLOUD_RUN_TASK_INDEX": str(index),
+               "CLOUD_RUN_TASK_COUNT": str(count), "CLOUD_RUN_EXECUTION": execution}  # fmt: skip
+        task = subprocess.Popen(  # noqa: S603 - fixed argv (validated dates), no shell
+            [sys.executable, "-m", "rbm_analytics.refresh.job", *dates],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        procs.append(task)
+    tasks: list[dict[str, Any]] = []
+    failed = 0
+    for index, proc in enumerate(procs):
+        out, _ = proc.communicate()
+        lines = [line for line in out.splitlines() if TASK_LINE in line]
+        if proc.returncode != 0:
+            failed += 1
+            print(f"rbm-analytics refresh: task {index} exited {proc.returncode}:\n"
+                  f"{out[-3000:]}", file=sys.stderr)  # fmt: skip
+        tasks.append(json.loads(lines[-1]) if lines else {"task_index": index})
+    summary = {
+        "execution": execution,
+        "tasks": count,
+        "failed_tasks": failed,
+        "documents_read": sum(t.get("documents_read", 0) for t in tasks),
+        "daily_by_task": [t["task_index"] for t in tasks if t.get("daily")],
+        "per_task": tasks,
+        "seconds": round(time.perf_counter() - clock, 3),
+    }
+    print(json.dumps(summary, indent=2, default=str))
+    return 1 if failed else 0
