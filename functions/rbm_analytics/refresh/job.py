@@ -41,7 +41,7 @@ from typing import Any
 
 from rbm_analytics.core import logs
 from rbm_analytics.core.config import Settings, get_settings
-from rbm_analytics.core.errors import BadRequest
+from rbm_analytics.core.errors import InvalidInput
 from rbm_analytics.core.tables import dataset_path
 from rbm_analytics.core.timeutil import today_utc
 from rbm_analytics.refresh import routes, watermark
@@ -111,7 +111,7 @@ def _plan(argv: Sequence[str], settings: Settings) -> RefreshPlan:
             window_days=settings.backfill_days,
             mirror_retention_days=settings.mirror_retention_days,
         )
-    except BadRequest as exc:
+    except InvalidInput as exc:
         raise TaskError(exc.message) from None
 
 
