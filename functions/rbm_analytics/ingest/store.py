@@ -43,7 +43,9 @@ User messages and user events are immutable and written with ``create()``
 whose id another agent already used, a conflict (only then is it read).
 
 ``updated_at`` is Firestore's commit time (server timestamp): the refresh reads
-documents changed since its watermark. ``expire_at`` feeds the TTL policy.
+documents changed since its watermark. ``shard`` (``core.shards``, from the
+document id alone, so every write of a document repeats the same value) spreads
+that index over SHARD_COUNT ranges. ``expire_at`` feeds the TTL policy.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ from google.cloud import firestore
 
 from rbm_analytics.core import clients
 from rbm_analytics.core.collections import AGENT_MESSAGES, USER_EVENTS, USER_MESSAGES
-from rbm_analytics.core.config import get_settings
+from rbm_analytics.core.config import Settings, get_settings
 from rbm_analytics.core.errors import Unavailable
+from rbm_analytics.core.shards import SHARD_FIELD, shard_of
 from rbm_analytics.ingest.records import (
     AgentMessage,
     Receipt,
@@ -110,8 +113,16 @@ def _earlier(new_us: int, snap: Snapshot | None, field: str) -> bool:
 class FirestoreStore:
     """Writes records to Firestore; every storage failure becomes Unavailable."""
 
-    def __init__(self, client: firestore.Client, *, retention_days: int, deadline_s: float) -> None:
+    def __init__(
+        self,
+        client: firestore.Client,
+        *,
+        retention_days: int,
+        deadline_s: float,
+        shard_count: int = Settings.shard_count,
+    ) -> None:
         self._committer = Committer(client)
+        self._shard_count = shard_count
         self._retention = timedelta(days=retention_days)
         self._deadline_s = deadline_s
         # Retries transient errors, but never past the deadline: the sender
@@ -197,6 +208,7 @@ class FirestoreStore:
             AGENT_MESSAGES,
             rec.message_id,
             fields={
+                SHARD_FIELD: shard_of(rec.message_id, self._shard_count),
                 "agent_id": rec.agent_id,
                 "user_key": rec.user_key,
                 "content_type": rec.content_type,
@@ -218,6 +230,7 @@ class FirestoreStore:
             AGENT_MESSAGES,
             rec.message_id,
             fields={
+                SHARD_FIELD: shard_of(rec.message_id, self._shard_count),
                 "agent_id": rec.agent_id,
                 f"{prefix}_at_us": rec.event_us,
                 f"{prefix}_received_at_us": rec.received_us,
@@ -233,6 +246,7 @@ class FirestoreStore:
             USER_MESSAGES,
             rec.message_id,
             fields={
+                SHARD_FIELD: shard_of(rec.message_id, self._shard_count),
                 "agent_id": rec.agent_id,
                 "user_key": rec.user_key,
                 "kind": rec.kind,
@@ -247,10 +261,12 @@ class FirestoreStore:
         )
 
     def user_event_write(self, rec: UserEvent) -> DocWrite:
+        doc_id = user_event_id(rec.agent_id, rec.event_id, rec.user_key)
         return DocWrite(
             USER_EVENTS,
-            user_event_id(rec.agent_id, rec.event_id, rec.user_key),
+            doc_id,
             fields={
+                SHARD_FIELD: shard_of(doc_id, self._shard_count),
                 "event_id": rec.event_id,
                 "agent_id": rec.agent_id,
                 "user_key": rec.user_key,
@@ -326,4 +342,5 @@ def event_store() -> FirestoreStore:
         clients.firestore_client(),
         retention_days=settings.retention_days,
         deadline_s=settings.firestore_deadline_s,
+        shard_count=settings.shard_count,
     )
