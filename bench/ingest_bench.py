@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import io
@@ -20,15 +21,19 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from google.api_core import retry as gretry
 from google.cloud import firestore
 from google.cloud.firestore_v1 import transforms as fs_transforms
 from google.cloud.firestore_v1.types import firestore as firestore_types
 from google.cloud.firestore_v1.types import write as write_pb
 from rbm_analytics.core.config import Credential, Settings
 from rbm_analytics.core.http import Request
+from rbm_analytics.core.shards import SHARD_FIELD
 from rbm_analytics.core.timeutil import format_us, now_us
 from rbm_analytics.ingest import routes as ingest
 from rbm_analytics.ingest.auth import sign
+from rbm_analytics.ingest.rbm import parse_webhook_payload
+from rbm_analytics.ingest.records import Receipt, UserMessage
 from rbm_analytics.ingest.store import FirestoreStore
 from rbm_analytics.ingest.writes import Committer, DocWrite
 from rbm_analytics_dev.local import emulators
@@ -266,6 +271,77 @@ def _throughput_at(
     return out
 
 
+def shard_cost(n: int, concurrency: int = 16) -> harness.Measurement:
+    """Webhook writes with the shard field vs the same writes without it, same run.
+
+    The documents are built beforehand (both lists), so the timed part is
+    what the field changes downstream: encoding, the shared write RPCs and
+    the emulator's storing. The two variants alternate in ``ROUNDS`` rounds,
+    each into its own collections, from ``concurrency`` threads.
+    """
+    settings = Settings(project=PROJECT, phone_hash_key=PHONE_KEY.encode())
+    received = now_us()
+    records = [
+        parse_webhook_payload(
+            base64.b64decode(json.loads(body)["message"]["data"]),
+            phone_key=settings.phone_hash_key,
+            received_us=received,
+            retention_days=settings.retention_days,
+        )
+        for _, _, body in webhook_requests(n, 4, "shard-")
+    ]
+    with tempfile.TemporaryDirectory() as tmp_s, harness.firestore(Path(tmp_s)) as fs:
+        with mock.patch.dict("os.environ", {"FIRESTORE_EMULATOR_HOST": fs.host}):
+            client = firestore.Client(project=PROJECT)
+        store = FirestoreStore(client, retention_days=90, deadline_s=30)
+        sharded = [_new_write(store, r) for r in records]
+        plain = [
+            dataclasses.replace(
+                d,
+                collection=f"{d.collection}_plain",
+                fields={k: v for k, v in d.fields.items() if k != SHARD_FIELD},
+            )
+            for d in sharded
+        ]
+        no_retry = gretry.Retry(predicate=lambda exc: False, timeout=30)
+        committer = store._committer
+        warm = [
+            dataclasses.replace(d, collection="warm", doc_id=f"w{i}") for i, d in enumerate(sharded)
+        ]
+        harness.threaded(
+            lambda i: committer.commit([warm[i]], no_retry, 30), min(n, 1000), concurrency
+        )
+        times = {"sharded": 0.0, "plain": 0.0}
+        variants = [("sharded", sharded), ("plain", plain)]
+        for r, (lo, hi) in enumerate(_rounds(n, ROUNDS)):
+            # Each goes first in every other round: no order favours either.
+            for name, docs in variants[:: 1 if r % 2 == 0 else -1]:
+                times[name] += harness.threaded(
+                    lambda i, lo=lo, docs=docs: committer.commit([docs[lo + i]], no_retry, 30),
+                    hi - lo,
+                    concurrency,
+                )
+    rate, plain_rate = n / times["sharded"], n / times["plain"]
+    note(f"writes with shard: {rate:.0f}/s, without: {plain_rate:.0f}/s ({concurrency} threads)")
+    return measurement(
+        "ingest.sharded_writes_per_s",
+        rate,
+        "writes/s",
+        plain_rate,
+        ">= 0.95 x the same writes without the shard field",
+        rate >= 0.95 * plain_rate,
+    )
+
+
+def _new_write(store: FirestoreStore, record: Any) -> DocWrite:
+    """The write a first copy of ``record`` makes (nothing stored yet)."""
+    if isinstance(record, Receipt):
+        return store.receipt_write(record)
+    if isinstance(record, UserMessage):
+        return store.user_message_write(record)
+    return store.user_event_write(record)
+
+
 def _agent_batch(b: int, size: int) -> dict[str, Any]:
     return {
         "agentMessages": [
@@ -406,5 +482,6 @@ def relay_overhead(n: int, concurrency: int, rate: float = 100.0) -> list[harnes
 def run(smoke: bool) -> None:
     handler_cost(300 if smoke else 2000)
     throughput(300 if smoke else 4000, (16, 32))
+    shard_cost(300 if smoke else 4000)
     sentlog_batches(2 if smoke else 20, 4)
     relay_overhead(200 if smoke else 2000, 16)

@@ -27,6 +27,7 @@ def test_bench_smoke_prints_every_measurement() -> None:
         "ingest.handler_cpu_per_event",
         "ingest.events_per_s_16_clients",
         "ingest.events_per_s_32_clients",
+        "ingest.sharded_writes_per_s",
         "ingest.latency_p50_at_half_max",
         "ingest.latency_p99_at_half_max",
         "ingest.sentlog_records_per_s",
