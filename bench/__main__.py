@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import os
 import sys
@@ -26,10 +25,7 @@ def main() -> int:
         os.environ["BENCH_SMOKE"] = "1"
     for name in args.names or list(SUITES):
         print(f"== {name}", file=sys.stderr, flush=True)
-        # Log lines the product writes in-process go to stderr; stdout carries
-        # only measurement lines.
-        with contextlib.redirect_stdout(sys.stderr):
-            importlib.import_module(SUITES[name]).run(args.smoke)
+        importlib.import_module(SUITES[name]).run(args.smoke)
     return 0
 
 

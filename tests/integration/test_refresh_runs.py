@@ -12,6 +12,8 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from rbm_analytics.core import clients
+from rbm_analytics.core.config import get_settings
+from rbm_analytics.core.shards import SHARD_FIELD, shard_of
 from rbm_analytics.refresh.warehouse import Warehouse
 from rbm_analytics_dev import cli
 from rbm_analytics_dev.reference import expected
@@ -214,6 +216,7 @@ def test_a_damaged_document_is_skipped_not_blocking(ingest_client: Any, bq_datas
     # Written by something other than ingest, without the agent id.
     firestore.Client(project=PROJECT).collection("user_messages").document("damaged").set(
         {"user_key": "k", "kind": "text", "event_at_us": us(utc(2026, 1, 5, 10)),
+         SHARD_FIELD: shard_of("damaged", get_settings().shard_count),
          "updated_at": firestore.SERVER_TIMESTAMP}
     )  # fmt: skip
     summary = post_refresh({"start": "2026-01-05", "end": "2026-01-05"})

@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "serve",
     "simulate",
     "refresh",
+    "backfill-shards",
     "export",
     "schedule",
     "looker",
@@ -52,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"rbm_analytics_dev.commands.{name}").register(sub)
+        # A command's module is its name as an identifier (backfill-shards: backfill_shards).
+        module = name.replace("-", "_")
+        importlib.import_module(f"rbm_analytics_dev.commands.{module}").register(sub)
     return parser
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rbm_analytics.core.collections import AGENT_MESSAGES, USER_EVENTS, USER_MESSAGES
+from rbm_analytics.core.shards import SHARD_FIELD
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,16 @@ class QuerySpec:
         return len(fields) > 1
 
 
-# The refresh's incremental read: documents changed since the watermark.
+# The refresh's incremental read: one shard's documents changed since its
+# cursor (``shard == s AND updated_at >= u`` ordered by updated_at), on the
+# composite index (shard, updated_at).
 CHANGED_SINCE = tuple(
-    QuerySpec(collection=c, equality_fields=(), range_field="updated_at", order_by=("updated_at",))
+    QuerySpec(
+        collection=c,
+        equality_fields=(SHARD_FIELD,),
+        range_field="updated_at",
+        order_by=("updated_at",),
+    )
     for c in (AGENT_MESSAGES, USER_MESSAGES, USER_EVENTS)
 )
 

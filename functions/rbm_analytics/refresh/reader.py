@@ -2,10 +2,11 @@
 turned into rows of the BigQuery mirror tables, one bounded chunk at a time.
 
 Queries come from ``queries.CHANGED_SINCE`` (the declared list that infra/'s
-indexes are checked against): ``updated_at >= u`` ordered by ``updated_at``
-and document id (Firestore's single-field index is ordered that way, so no
-composite index is needed), ``start_after`` the cursor, ``select()`` of the
-fields the mirror needs, ``limit`` the chunk size.
+indexes are checked against): ``shard == s AND updated_at >= u`` ordered by
+``updated_at`` and document id (the composite index (shard, updated_at) is
+ordered that way: every index entry ends with the document name),
+``start_after`` the cursor, ``select()`` of the fields the mirror needs,
+``limit`` the chunk size.
 """
 
 from __future__ import annotations
@@ -192,14 +193,19 @@ def read_chunk(
     limit: int,
     *,
     shard: int | None = None,
+    into: MirrorBatch | None = None,
 ) -> Chunk:
     """Up to ``limit`` documents of ``spec``'s stream after ``after``, as mirror rows.
 
     Memory holds one chunk's rows (in a temporary file: on Cloud Run, memory
-    too), whatever the backlog.
+    too), whatever the backlog. ``into``: append the rows to that batch (of
+    the same collection; its owner closes it) instead of a new one, so the
+    reads of several shards are loaded and merged as one.
     """
     mapping = MAPPINGS[spec.collection]
-    chunk = Chunk(MirrorBatch(spec.collection, TemporaryFile()), cursor=after)  # noqa: SIM115
+    own = into is None
+    batch = MirrorBatch(spec.collection, TemporaryFile()) if into is None else into  # noqa: SIM115
+    chunk = Chunk(batch, cursor=after)
     try:
         for snap in _query(client, spec, after, limit, shard).stream():
             chunk.documents_read += 1
@@ -217,8 +223,10 @@ def read_chunk(
                 continue
             chunk.batch.add(row, date.fromisoformat(row[mapping.date_column]))
         chunk.exhausted = chunk.documents_read < limit
-        chunk.batch.file.seek(0)
+        if own:
+            chunk.batch.file.seek(0)
     except BaseException:
-        chunk.close()
+        if own:
+            chunk.close()
         raise
     return chunk

@@ -1,9 +1,10 @@
 """The ``refresh`` function's core: Firestore changes → BigQuery mirror → daily tables.
 
     phase start    a ``running`` row in refresh_runs (a killed run stays visible)
-    phase mirror   per stream, in (updated_at, id) order, chunk by chunk:
-                   read ≤ REFRESH_CHUNK_DOCUMENTS → load into staging → MERGE
-                   into the mirror → save the stream's cursor
+    phase mirror   per stream (collection and shard), in (updated_at, id)
+                   order, chunk by chunk: read ≤ REFRESH_CHUNK_DOCUMENTS from
+                   one or more shards of a collection → load into staging →
+                   MERGE into the mirror → save each stream's cursor
     phase metrics  only once every stream is caught up: one transaction
                    replaces the requested dates' daily rows
     phase done     the run's final row in refresh_runs
@@ -30,6 +31,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from tempfile import TemporaryFile
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -44,7 +46,7 @@ from rbm_analytics.core.http import Request, Response, json_response
 from rbm_analytics.refresh import watermark
 from rbm_analytics.refresh.plan import RefreshPlan, plan_from_body
 from rbm_analytics.refresh.queries import CHANGED_SINCE, QuerySpec
-from rbm_analytics.refresh.reader import read_chunk
+from rbm_analytics.refresh.reader import Chunk, MirrorBatch, read_chunk
 from rbm_analytics.refresh.warehouse import DailyCounts, RunRecord, Warehouse
 
 # refresh_runs statuses. A run's rows share its run_id; the latest row wins.
@@ -108,8 +110,17 @@ class Stream:
 
 
 def all_streams(settings: Settings) -> list[Stream]:
-    """Every stream a complete refresh reads."""
-    return [Stream(spec.collection, spec) for spec in CHANGED_SINCE]
+    """Every stream a complete refresh reads: each collection's SHARD_COUNT shards.
+
+    Documents written before ingest wrote shards have none, and no shard's
+    query finds them: ``rbm-analytics backfill-shards`` (run once after the
+    upgrade) gives them theirs.
+    """
+    return [
+        Stream(f"{spec.collection}/{shard}", spec, shard)
+        for spec in CHANGED_SINCE
+        for shard in range(settings.shard_count)
+    ]
 
 
 @dataclass
@@ -152,7 +163,7 @@ def mirror(
     progress = MirrorProgress(mirror_rows={s.spec.collection: 0 for s in streams})
     saved = watermark.load(fs, warehouse.path)
     start = watermark.start_cursor(fs, warehouse.path)
-    cursors = {s.key: saved[s.key].cursor if s.key in saved else start for s in streams}
+    cursors = {s.key: watermark.resume(saved, s.key, s.spec.collection, start) for s in streams}
     positions = {key: cursor.updated_at for key, cursor in cursors.items()}
 
     def oldest() -> datetime | None:
@@ -163,44 +174,66 @@ def mirror(
     limit = watermark.Cursor(started_at - timedelta(seconds=settings.refresh_overlap_s))
     pending = list(streams)
     while pending:
-        # The stream furthest behind goes next: a run moves the oldest
-        # unmirrored changes first, and no stream waits behind another's backlog.
-        stream = min(pending, key=lambda s: cursors[s.key].updated_at)
-        chunk = read_chunk(
-            fs, stream.spec, cursors[stream.key], settings.refresh_chunk_documents,
-            shard=stream.shard,
-        )  # fmt: skip
-        try:
-            if chunk.skipped:
-                logs.warning(
-                    "refresh skipped documents", run_id=run_id, count=chunk.skipped,
-                    examples=chunk.skipped_ids,
-                )  # fmt: skip
-            rows = warehouse.upsert_mirror(chunk.batch, run_id)
-        finally:
-            chunk.close()
-        assert chunk.cursor is not None
-        cursors[stream.key] = chunk.cursor
-        # Read to its end: everything older than the limit was visible to this
-        # read, so the stream resumes at the limit (the overlap rule, as one
-        # watermark did); otherwise at the last document, never past the limit.
-        saved_cursor = limit if chunk.exhausted else chunk.cursor.capped(limit)
-        watermark.save(
-            fs, warehouse.path, stream.key, saved_cursor, progress_id, caught_up=chunk.exhausted
+        # The stream furthest behind goes first: a run moves the oldest
+        # unmirrored changes first, and no stream waits behind another's
+        # backlog. The other pending shards of its collection fill the rest
+        # of the chunk, so the chunk is one load and one MERGE however many
+        # shards it spans.
+        lead = min(pending, key=lambda s: cursors[s.key].updated_at)
+        group = sorted(
+            (s for s in pending if s.spec.collection == lead.spec.collection),
+            key=lambda s: (s is not lead, cursors[s.key].updated_at),
         )
-        positions[stream.key] = saved_cursor.updated_at
+        batch = MirrorBatch(lead.spec.collection, TemporaryFile())  # noqa: SIM115
+        reads: list[tuple[Stream, Chunk]] = []
+        try:
+            room = settings.refresh_chunk_documents
+            for stream in group:
+                if room <= 0:
+                    break
+                chunk = read_chunk(
+                    fs, stream.spec, cursors[stream.key], room, shard=stream.shard, into=batch
+                )
+                reads.append((stream, chunk))
+                room -= chunk.documents_read
+            skipped = sum(c.skipped for _, c in reads)
+            if skipped:
+                logs.warning(
+                    "refresh skipped documents", run_id=run_id, count=skipped,
+                    examples=[i for _, c in reads for i in c.skipped_ids][:10],
+                )  # fmt: skip
+            batch.file.seek(0)
+            rows = warehouse.upsert_mirror(batch, run_id)
+        finally:
+            batch.file.close()
+        documents = 0
+        for stream, chunk in reads:
+            assert chunk.cursor is not None
+            cursors[stream.key] = chunk.cursor
+            # Read to its end: everything older than the limit was visible to
+            # this read, so the stream resumes at the limit (the overlap rule,
+            # as one watermark did); otherwise at the last document, never
+            # past the limit.
+            saved_cursor = limit if chunk.exhausted else chunk.cursor.capped(limit)
+            watermark.save(
+                fs, warehouse.path, stream.key, saved_cursor, progress_id,
+                caught_up=chunk.exhausted,
+            )  # fmt: skip
+            positions[stream.key] = saved_cursor.updated_at
+            documents += chunk.documents_read
+            progress.skipped += chunk.skipped
+            if chunk.exhausted:
+                pending.remove(stream)
         progress.oldest_position = oldest()
-        progress.documents_read += chunk.documents_read
-        progress.mirror_rows[stream.spec.collection] += rows
-        progress.skipped += chunk.skipped
+        progress.documents_read += documents
+        progress.mirror_rows[lead.spec.collection] += rows
         progress.chunks += 1
-        _phase("chunk", run_id, stream=stream.key, documents=chunk.documents_read,
-               rows=rows, caught_up=chunk.exhausted)  # fmt: skip
-        if chunk.exhausted:
-            pending.remove(stream)
+        _phase("chunk", run_id, stream=lead.spec.collection, shards=len(reads),
+               documents=documents, rows=rows,
+               caught_up=all(c.exhausted for _, c in reads))  # fmt: skip
         # Checked after a chunk that moved a stream: every run makes progress,
-        # however small its budget (an empty read only finds a stream caught up).
-        if pending and chunk.documents_read and time.monotonic() >= deadline:
+        # however small its budget (an empty read only finds streams caught up).
+        if pending and documents and time.monotonic() >= deadline:
             return progress
     progress.caught_up = True
     return progress

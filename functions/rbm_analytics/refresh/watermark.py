@@ -111,6 +111,19 @@ def start_cursor(client: firestore.Client, dataset: str) -> Cursor:
     return _legacy(_dataset_entry(client, dataset))
 
 
+def resume(saved: dict[str, StreamState], key: str, collection: str, start: Cursor) -> Cursor:
+    """Where stream ``key`` of ``collection`` reads next.
+
+    Its own cursor; else, for a shard's stream new since the upgrade to
+    shards, the collection's unsharded stream's cursor (everything before it
+    was mirrored, whatever its shard); else ``start`` (``start_cursor``).
+    """
+    for name in (key, collection):
+        if name in saved:
+            return saved[name].cursor
+    return start
+
+
 def save(
     client: firestore.Client,
     dataset: str,
