@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -25,7 +26,10 @@ def main() -> int:
         os.environ["BENCH_SMOKE"] = "1"
     for name in args.names or list(SUITES):
         print(f"== {name}", file=sys.stderr, flush=True)
-        importlib.import_module(SUITES[name]).run(args.smoke)
+        # Log lines the product writes in-process go to stderr; stdout carries
+        # only measurement lines.
+        with contextlib.redirect_stdout(sys.stderr):
+            importlib.import_module(SUITES[name]).run(args.smoke)
     return 0
 
 

@@ -35,7 +35,9 @@ class Measurement:
     meets: bool | None
 
     def emit(self) -> Measurement:
-        print(json.dumps(asdict(self)), flush=True)
+        # The real stdout: the suites run with sys.stdout pointed at stderr,
+        # so the product's own log lines never mix with measurements.
+        print(json.dumps(asdict(self)), file=sys.__stdout__, flush=True)
         return self
 
 
