@@ -13,14 +13,16 @@
 locals {
   collections = toset(["agent_messages", "user_messages", "user_events"])
 
-  # Timestamps no query filters or sorts on. Indexing monotonically increasing
-  # values caps a collection's write rate (index hot-spotting) and costs
-  # storage, so their automatic single-field indexes are switched off.
-  # updated_at stays indexed: the refresh queries it.
+  # Timestamps no single-field query filters or sorts on. Indexing
+  # monotonically increasing values caps a collection's write rate (index
+  # hot-spotting) and costs storage, so their automatic single-field indexes
+  # are switched off. updated_at is among them: the refresh reads it only
+  # through the composite (shard, updated_at) index below, whose leading
+  # shard spreads the writes over SHARD_COUNT ranges.
   unindexed = {
-    agent_messages = ["sent_at_us", "sent_received_at_us", "delivered_at_us", "delivered_received_at_us", "read_at_us", "read_received_at_us"]
-    user_messages  = ["event_at_us", "received_at_us"]
-    user_events    = ["event_at_us", "received_at_us"]
+    agent_messages = ["sent_at_us", "sent_received_at_us", "delivered_at_us", "delivered_received_at_us", "read_at_us", "read_received_at_us", "updated_at"]
+    user_messages  = ["event_at_us", "received_at_us", "updated_at"]
+    user_events    = ["event_at_us", "received_at_us", "updated_at"]
   }
   unindexed_fields = {
     for pair in flatten([
