@@ -31,10 +31,6 @@ _HEADERS = {
 }
 
 
-def is_ui_path(path: str) -> bool:
-    return path in _FILES or path == f"{UI_PATH}/"
-
-
 @cache
 def _read(name: str) -> bytes:
     return resources.files("rbm_analytics.export").joinpath("ui", name).read_bytes()
