@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
-import uuid
 from typing import Any
 
 from google.api_core.exceptions import GoogleAPICallError
@@ -35,6 +31,7 @@ from rbm_analytics.refresh.plan import RefreshPlan, plan
 from rbm_analytics.refresh.warehouse import Warehouse
 
 from rbm_analytics_dev import dry_run
+from rbm_analytics_dev.local.job import MAX_TASKS, LocalJob, job_args
 
 EXIT_INCOMPLETE = 75
 
@@ -119,13 +116,10 @@ def _dry_run(refresh_plan: RefreshPlan, settings: Settings) -> int:
     return 0
 
 
-TASK_LINE = '"message":"refresh task"'
-
-
 def _tasks(args: argparse.Namespace, count: int, settings: Settings) -> int:
     """Run the refresh job's ``count`` tasks as local processes; 0 when all succeeded."""
-    if count < 1:
-        print("rbm-analytics refresh: --tasks must be at least 1", file=sys.stderr)
+    if not 1 <= count <= MAX_TASKS:
+        print(f"rbm-analytics refresh: --tasks must be 1 to {MAX_TASKS}", file=sys.stderr)
         return 2
     # The deployed job finds its tables made by Terraform; here they are made
     # once, up front, rather than by N tasks racing to create the same tables.
@@ -136,45 +130,14 @@ def _tasks(args: argparse.Namespace, count: int, settings: Settings) -> int:
     except GoogleAPICallError as exc:
         print(f"rbm-analytics refresh: cannot create the tables: {exc.message}", file=sys.stderr)
         return 1
-    dates = [
-        arg
-        for flag, value in (("--run-date", args.run_date), ("--start", args.start),
-                            ("--end", args.end))
-        if value is not None
-        for arg in (flag, value)
-    ]  # fmt: skip
-    execution = f"local-{uuid.uuid4().hex[:12]}"
-    clock = time.perf_counter()
-    procs = []
-    for index in range(count):
-        env = {**os.environ, "CLOUD_RUN_TASK_INDEX": str(index),
-               "CLOUD_RUN_TASK_COUNT": str(count), "CLOUD_RUN_EXECUTION": execution}  # fmt: skip
-        task = subprocess.Popen(  # noqa: S603 - fixed argv (validated dates), no shell
-            [sys.executable, "-m", "rbm_analytics.refresh.job", *dates],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        procs.append(task)
-    tasks: list[dict[str, Any]] = []
-    failed = 0
-    for index, proc in enumerate(procs):
-        out, _ = proc.communicate()
-        lines = [line for line in out.splitlines() if TASK_LINE in line]
-        if proc.returncode != 0:
-            failed += 1
-            print(f"rbm-analytics refresh: task {index} exited {proc.returncode}:\n"
-                  f"{out[-3000:]}", file=sys.stderr)  # fmt: skip
-        tasks.append(json.loads(lines[-1]) if lines else {"task_index": index})
-    summary = {
-        "execution": execution,
-        "tasks": count,
-        "failed_tasks": failed,
-        "documents_read": sum(t.get("documents_read", 0) for t in tasks),
-        "daily_by_task": [t["task_index"] for t in tasks if t.get("daily")],
-        "per_task": tasks,
-        "seconds": round(time.perf_counter() - clock, 3),
-    }
-    print(json.dumps(summary, indent=2, default=str))
-    return 1 if failed else 0
+    dates = {"run_date": args.run_date, "start": args.start, "end": args.end}
+    try:
+        result = LocalJob(count).run(job_args(dates))
+    except OSError as exc:
+        print(f"rbm-analytics refresh: cannot start the tasks: {exc}", file=sys.stderr)
+        return 1
+    for task in result.failed:
+        print(f"rbm-analytics refresh: task {task.index} exited {task.exit_code}:\n"
+              f"{task.output[-3000:]}", file=sys.stderr)  # fmt: skip
+    print(json.dumps(result.summary(), indent=2, default=str))
+    return 0 if result.ok else 1
