@@ -4,12 +4,15 @@
 data directory; simulated traffic goes through the real HTTP endpoints into
 the real emulators; the local scheduler fires the refresh; BigQuery's daily
 tables and the CSV downloaded from ``export`` must then hold exactly the
-simulator's ground truth. The demo bot behind ingest's relay must have
-received every webhook request byte for byte, although it is stopped (SIGSTOP)
-for a while mid-run: ingest answers 503 then, the simulator retries as RBM
-does, and nothing is lost or counted twice. The stack is stopped with SIGTERM
-and must leave no process and no port behind; a second start on the same data
-finds it all and exports the same CSV.
+simulator's ground truth. The scheduler's refresh is the morning job's
+stand-in, as in the cloud: N task processes of one execution (N set by
+``--refresh-tasks``), exactly one of which computes the daily tables. The
+demo bot behind ingest's relay must have received every webhook request
+byte for byte, although it is stopped (SIGSTOP) for a while mid-run: ingest
+answers 503 then, the simulator retries as RBM does, and nothing is lost or
+counted twice. The stack is stopped with SIGTERM and must leave no process
+and no port behind; a second start on the same data finds it all and exports
+the same CSV.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pytest
 from rbm_analytics.core.timeutil import datetime_to_us, today_utc, utc_date
 from rbm_analytics_dev.local import emulators
 from rbm_analytics_dev.local.bot import Delivery, read_record
+from rbm_analytics_dev.local.job import DEFAULT_TASKS
 from rbm_analytics_dev.local.sender import Sender, SendReport
 from rbm_analytics_dev.local.simulate import (
     COUNT_COLUMNS,
@@ -56,6 +60,8 @@ from tests.e2e.stack_support import (
 )
 
 SEED = 606
+# Not the default, so the flag is seen to reach the scheduler's job.
+REFRESH_TASKS = 3
 
 
 @dataclass
@@ -158,10 +164,11 @@ def daily_tables(bigquery_port: int) -> tuple[list[dict[str, Any]], list[dict[st
     )
 
 
+COLLECTIONS = ("agent_messages", "user_messages", "user_events")
+
+
 def stored_documents(host: str) -> dict[str, int]:
-    counts = {
-        c: firestore_count(host, c) for c in ("agent_messages", "user_messages", "user_events")
-    }
+    counts = {c: firestore_count(host, c) for c in COLLECTIONS}
     for kind in USER_KINDS:
         counts[kind] = firestore_count(host, "user_messages", {"kind": kind})
     return counts
@@ -182,7 +189,7 @@ def expected_documents(plan: TrafficPlan) -> dict[str, int]:
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
     data_dir = tmp_path_factory.mktemp("stack-data")
     ports = free_ports()
-    serve = ServeProcess(data_dir, ports)
+    serve = ServeProcess(data_dir, ports, "--refresh-tasks", str(REFRESH_TASKS))
     descendants: list[psutil.Process] = []
     try:
         serve.wait_ready()
@@ -252,12 +259,37 @@ def test_a_stopped_bot_meant_503s_and_retries_yet_nothing_was_lost(first_run: Fi
     assert first_run.report.failures == 0
 
 
-def test_the_scheduled_refresh_computes_the_ground_truth(first_run: FirstRun) -> None:
+def test_the_scheduled_refresh_runs_as_a_job_of_n_tasks(first_run: FirstRun) -> None:
     status, answer = first_run.refresh
     assert status == 200, answer
-    assert answer["status"] == 200 and answer["response"]["status"] == "succeeded", answer
+    job = answer["response"]
+    assert answer["status"] == 200 and job["status"] == "succeeded", answer
+    # N task processes of one execution, each its own CLOUD_RUN_TASK_INDEX.
+    assert job["tasks"] == REFRESH_TASKS and job["failed_tasks"] == 0
+    assert [t["task_index"] for t in job["per_task"]] == list(range(REFRESH_TASKS))
+    assert {(t["task_count"], t["execution"]) for t in job["per_task"]} == {
+        (REFRESH_TASKS, job["execution"])
+    }
+    # Exactly one of them computed the daily tables, after every stream was mirrored.
+    assert len(job["daily_by_task"]) == 1, job
+    # Together they read every document the traffic wrote, each once.
+    written = sum(first_run.documents[c] for c in COLLECTIONS)
+    assert job["documents_read"] == written
     dates = refreshed_dates(first_run.run_date, first_run.plan.config.window_days)
-    assert answer["response"]["dates"] == [str(d) for d in dates]
+    assert {(t["first_date"], t["last_date"]) for t in job["per_task"]} == {
+        (str(dates[0]), str(dates[-1]))
+    }
+    # What the person running make run sees.
+    assert f"the refresh job: {REFRESH_TASKS} task processes" in first_run.output
+    assert (
+        f"[scheduler] manual refresh job: {REFRESH_TASKS} tasks ok in" in first_run.output
+        and f"{written:,} documents read" in first_run.output
+    ), first_run.output[-3000:]
+
+
+def test_the_scheduled_refresh_computes_the_ground_truth(first_run: FirstRun) -> None:
+    assert first_run.refresh[0] == 200
+    dates = refreshed_dates(first_run.run_date, first_run.plan.config.window_days)
     truth = first_run.plan.truth()
     rows = {(r["date"], r["agent_id"]): r for r in first_run.daily_metrics}
     checked = 0
@@ -375,7 +407,7 @@ def test_a_first_start_seeds_demo_traffic_and_refreshes_it(
         out = serve.output()
         assert "Seeding demo traffic: 3 agents, 6 users, 3 days" in out
         assert " 0  failed requests" in out
-        assert "[scheduler] manual refresh: ok" in out
+        assert f"[scheduler] manual refresh job: {DEFAULT_TASKS} tasks ok" in out
         # The Analytics page has numbers at once: every demo agent has sent messages.
         rows = bigquery_rows(
             ports["bigquery"],

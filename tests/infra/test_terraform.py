@@ -24,6 +24,7 @@ from rbm_analytics.refresh import plan as refresh_plan
 from rbm_analytics.refresh import queries as firestore_queries
 from rbm_analytics.refresh import watermark
 from rbm_analytics.refresh.queries import QuerySpec
+from rbm_analytics_dev.local import job as local_job
 
 from tests.infra import hcl, promql
 from tests.support import REPO_ROOT
@@ -360,7 +361,11 @@ def test_refresh_job_runs_the_refresh_functions_image_with_the_job_module(
     execution = job["template"][0]
     assert execution["task_count"] == "${var.refresh_tasks}"
     assert execution["parallelism"] == "${var.refresh_tasks}"
-    assert tf.default("refresh_tasks") >= 1
+    # make run's local job starts as many tasks as a deployment does by default.
+    assert tf.default("refresh_tasks") == local_job.DEFAULT_TASKS
+    validation = tf.variables["refresh_tasks"]["validation"][0]["condition"]
+    assert f"var.refresh_tasks <= {local_job.MAX_TASKS}" in validation
+    assert tf.locals["refresh_job_module"] == local_job.JOB_MODULE
     task = execution["template"][0]
     # The job is the refresh function's account: the same Firestore and
     # BigQuery grants, nothing more.

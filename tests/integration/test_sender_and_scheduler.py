@@ -17,7 +17,7 @@ from rbm_analytics.core.config import Credential
 from rbm_analytics.ingest.auth import verify_signature
 from rbm_analytics_dev.local import emulators
 from rbm_analytics_dev.local.cron import Cron
-from rbm_analytics_dev.local.scheduler import LocalScheduler
+from rbm_analytics_dev.local.scheduler import HttpTarget, LocalScheduler
 from rbm_analytics_dev.local.sender import Progress, Sender, SendError, Target, preflight
 from rbm_analytics_dev.local.simulate import PlanConfig, plan_backfill
 
@@ -192,7 +192,9 @@ def test_progress_line_shows_counts_and_rate() -> None:
 # -- scheduler -------------------------------------------------------------------
 def test_scheduler_run_now_forwards_the_body_and_the_answer(recorder_factory: Any) -> None:
     refresh = recorder_factory(lambda path, body, headers: (200, b'{"dates": ["2026-01-01"]}'))
-    sched = LocalScheduler(Cron.parse("0 6 * * *"), refresh.url + "/", emulators.free_port())
+    sched = LocalScheduler(
+        Cron.parse("0 6 * * *"), HttpTarget(refresh.url + "/"), emulators.free_port()
+    )
     sched.start()
     try:
         import urllib.request
@@ -231,7 +233,7 @@ def test_scheduler_fires_on_its_cron_with_an_empty_body(recorder_factory: Any) -
 
     sched = LocalScheduler(
         Cron.parse("0 6 * * *"),
-        refresh.url + "/",
+        HttpTarget(refresh.url + "/"),
         emulators.free_port(),
         on_run=lambda result: fired.set(),
         now=clock,
@@ -249,7 +251,9 @@ def test_scheduler_fires_on_its_cron_with_an_empty_body(recorder_factory: Any) -
 
 
 def test_scheduler_reports_an_unreachable_refresh() -> None:
-    sched = LocalScheduler(Cron.parse("0 6 * * *"), f"http://127.0.0.1:{emulators.free_port()}/", 0)
+    sched = LocalScheduler(
+        Cron.parse("0 6 * * *"), HttpTarget(f"http://127.0.0.1:{emulators.free_port()}/"), 0
+    )
     result = sched.trigger()
     assert result.status == 0 and "unreachable" in result.body
     assert sched.status()["last_run"]["status"] == 0
@@ -299,7 +303,10 @@ def test_the_schedule_command_drives_the_local_scheduler(
 
     refresh = recorder_factory(lambda path, body, headers: (503, b'{"error": "BigQuery down"}'))
     sched = LocalScheduler(
-        Cron.parse("0 6 * * *"), refresh.url + "/", emulators.free_port(), project="demo-p"
+        Cron.parse("0 6 * * *"),
+        HttpTarget(refresh.url + "/"),
+        emulators.free_port(),
+        project="demo-p",
     ).start()
     monkeypatch.setenv("CLOUD_SCHEDULER_EMULATOR_HOST", f"127.0.0.1:{sched.port}")
     try:

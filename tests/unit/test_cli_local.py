@@ -73,6 +73,17 @@ def test_serve_refuses_a_bad_schedule_before_starting_anything(
     assert "schedule: a schedule has 5 fields" in capsys.readouterr().err
 
 
+def test_serve_refuses_a_refresh_job_of_no_tasks_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--data-dir", str(tmp_path), "--refresh-tasks", "0"]) == 1
+    assert "the refresh job takes 1 to 256 tasks" in capsys.readouterr().err
+    monkeypatch.setenv("RBM_LOCAL_REFRESH_TASKS", "four")
+    assert main(["serve", "--data-dir", str(tmp_path)]) == 1
+    assert "RBM_LOCAL_REFRESH_TASKS must be a number of tasks" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing started, nothing written
+
+
 def test_serve_names_a_port_that_is_taken(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,11 +11,13 @@ from pathlib import Path
 from types import FrameType
 
 from rbm_analytics_dev.local.emulators import PrerequisiteMissing
+from rbm_analytics_dev.local.job import DEFAULT_TASKS
 from rbm_analytics_dev.local.stack import (
     DEFAULT_PORTS,
     DEMO_DAYS,
     DEMO_USERS,
     ENV_PREFIX,
+    TASKS_ENV,
     StackConfig,
     StackError,
     port_env,
@@ -31,20 +33,25 @@ Starts the Firestore emulator, the BigQuery emulator, the three functions
 (ingest, refresh, export), a local Cloud Scheduler stand-in and a demo bot on
 loopback, and prints what is where. The bot plays the agent's own webhook:
 ingest relays every verified webhook event to it, as it would to your bot.
-On the first start with empty storage it seeds two weeks of simulated traffic
-and runs a refresh, so the Analytics page has numbers at once. Data stays in
+As in the cloud, the scheduler starts the morning refresh as a job of N
+tasks (N processes of python -m rbm_analytics.refresh.job, one execution);
+the refresh function stays for backfills. On the first start with empty
+storage it seeds two weeks of simulated traffic and runs the refresh job on
+them, so the Analytics page has numbers at once. Data stays in
 the data directory across restarts; Ctrl-C or SIGTERM stops everything it
 started.
 
 Ports (flag / environment variable / default):
 {PORTS_TABLE}
-Also: {ENV_PREFIX}DATA_DIR (default .data), {ENV_PREFIX}SCHEDULE (default "0 6 * * *").
+Also: {ENV_PREFIX}DATA_DIR (default .data), {ENV_PREFIX}SCHEDULE (default "0 6 * * *"),
+{TASKS_ENV} (default {DEFAULT_TASKS}, as infra/'s refresh_tasks).
 
 examples:
   rbm-analytics serve                      # what 'make run' runs
   rbm-analytics serve --no-demo            # start empty ('make run DEMO=0')
   rbm-analytics serve --ingest-port 18080 --data-dir /tmp/rbm-data
   rbm-analytics serve --schedule '*/15 * * * *'   # refresh every 15 minutes
+  rbm-analytics serve --refresh-tasks 2    # the morning job as 2 tasks
 
 exit codes: 0 stopped cleanly, 1 could not start (the message says why).
 """
@@ -73,6 +80,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help=f"days of demo traffic (default {DEMO_DAYS})",
     )  # fmt: skip
     p.add_argument("--schedule", help='refresh cron in UTC (default "0 6 * * *")')
+    p.add_argument(
+        "--refresh-tasks", type=int, metavar="N",
+        help=f"tasks of the scheduled refresh job (default {DEFAULT_TASKS}, or ${TASKS_ENV})",
+    )  # fmt: skip
     p.add_argument("--source", type=Path, help="functions source (default: functions/main.py)")
     for name, port in DEFAULT_PORTS.items():
         p.add_argument(
@@ -103,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         demo_days=args.demo_days,
         data_dir=args.data_dir.resolve() if args.data_dir else config.data_dir,
         schedule=args.schedule or config.schedule,
+        refresh_tasks=config.refresh_tasks if args.refresh_tasks is None else args.refresh_tasks,
         source=args.source.resolve() if args.source else config.source,
     )
 

@@ -1,14 +1,20 @@
-"""A local stand-in for Cloud Scheduler: POSTs to ``refresh`` on a cron schedule.
+"""A local stand-in for Cloud Scheduler: starts the morning refresh on a cron schedule.
 
-Like the Cloud Scheduler job that infra/ deploys, it sends ``POST /`` with a
-JSON body (``{}``: the refresh's default run date, today in UTC) at each
-firing time of the schedule in ``Etc/UTC``. It also serves a small HTTP API
-on loopback:
+Like the Cloud Scheduler job that infra/ deploys, it fires at each firing time
+of the schedule in ``Etc/UTC``. In the cloud that job starts an execution of
+the refresh job (Cloud Run, ``refresh_tasks`` tasks); here its target is the
+local stand-in of that job (``JobTarget``: N task processes of one execution,
+``local/job.py``), or any HTTP endpoint it POSTs a JSON body to
+(``HttpTarget``, as Cloud Scheduler's HTTP targets do). A scheduled run gets
+the default (``{}``: the morning's dates, today in UTC). It also serves a
+small HTTP API on loopback:
 
     GET  /      JSON status: schedule, target, next run, the last run's result
-    POST /run   fire now; an optional JSON body ({"run_date": ...} or
-                {"start": ..., "end": ...}) replaces the default; answers with
-                the refresh's own status and body
+    POST /run   fire now and wait for the result; an optional JSON body
+                ({"run_date": ...} or {"start": ..., "end": ...}) replaces the
+                default; answers with the run's status and result (for the
+                job: 200 when every task succeeded, 500 when one failed, 400
+                for a body that names no valid dates)
 
 and the part of the Cloud Scheduler v1 REST API that ``rbm-analytics
 schedule`` uses, for the job infra/ deploys (``.../jobs/rbm-analytics-refresh``
@@ -20,7 +26,10 @@ the same command works locally:
     POST /v1/projects/P/locations/L/jobs/J:pause     no scheduled runs
     POST /v1/projects/P/locations/L/jobs/J:resume    scheduled runs again
 
-Runs never overlap: a manual run during a scheduled one waits for it.
+Runs never overlap: a manual run during a scheduled one waits for it. Unlike
+Cloud Scheduler, whose attempt ends once ``jobs.run`` has started the
+execution, an attempt here waits for the job's tasks and records how they
+ended, so the status shows the refresh's own result.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import threading
 import time
 import urllib.parse
@@ -35,9 +45,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
+
+from rbm_analytics.core.config import Settings
+from rbm_analytics.core.errors import InvalidInput
+from rbm_analytics.core.timeutil import today_utc
+from rbm_analytics.refresh.plan import plan_from_body
 
 from rbm_analytics_dev.local.cron import Cron
+from rbm_analytics_dev.local.job import LocalJob, job_args
 
 REFRESH_TIMEOUT_S = 900.0
 MAX_BODY = 64 * 1024
@@ -45,12 +61,15 @@ MAX_BODY = 64 * 1024
 JOB_ID = "rbm-analytics-refresh"
 JOB_LOCATION = "us-central1"
 # google.rpc.Code of an attempt, from the HTTP status of the refresh's answer
-# (Google's standard mapping); 0 = the target could not be reached.
+# (Google's standard mapping); 0 = the target could not be reached (or the
+# job's tasks could not be started).
 _RPC_CODES = {200: 0, 400: 3, 401: 16, 403: 7, 404: 5, 409: 10, 429: 8, 499: 1,
               500: 13, 501: 12, 503: 14, 504: 4, 0: 14}  # fmt: skip
 # The REST transport asks for enums as numbers ($alt=json;enum-encoding=int).
 _STATE_NUMBERS = {"ENABLED": 1, "PAUSED": 2}
 _POST = 1
+# A job execution's result as the attempt's status: every task succeeded, or not.
+JOB_OK, JOB_FAILED = 200, 500
 
 
 @dataclass(frozen=True)
@@ -62,11 +81,22 @@ class RunResult:
     seconds: float
     attempt_at: datetime | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def response(self) -> Any:
+        """The answer as JSON, or its text when it is not JSON."""
         try:
-            parsed: Any = json.loads(self.body)
+            return json.loads(self.body)
         except ValueError:
-            parsed = self.body[:2000]
+            return self.body[:2000]
+
+    @property
+    def job(self) -> dict[str, Any] | None:
+        """The refresh job's summary when this run was an execution of the job."""
+        parsed = self.response
+        return parsed if isinstance(parsed, dict) and "per_task" in parsed else None
+
+    def to_json(self) -> dict[str, Any]:
+        parsed = self.response
         return {
             "started_at": self.started_at,
             "trigger": self.trigger,
@@ -97,13 +127,116 @@ def post_json(url: str, body: bytes, timeout_s: float) -> tuple[int, bytes]:
         conn.close()
 
 
+class RunTarget(Protocol):
+    """What the scheduler fires: ``fire`` answers (status, body) like an HTTP target."""
+
+    @property
+    def name(self) -> str:
+        """The target as the status shows it."""
+
+    @property
+    def description(self) -> str:
+        """The Cloud Scheduler job's description."""
+
+    @property
+    def http_uri(self) -> str | None:
+        """The URI the v1 Job shows; None: the scheduler's own ``POST /run``."""
+
+    @property
+    def deadline_s(self) -> float | None:
+        """How long an attempt may take (``attemptDeadline``); None: until it ends."""
+
+    def fire(self, body: dict[str, Any]) -> tuple[int, str]:
+        """Run once with ``body``; the status (0: not reached) and the answer."""
+
+    def stop(self) -> None:
+        """End a run in flight, if the target can."""
+
+
+class HttpTarget:
+    """POSTs the body as JSON to ``url``, as Cloud Scheduler's HTTP targets do."""
+
+    description = "Each morning: recompute the last BACKFILL_DAYS UTC days in BigQuery"
+    deadline_s = REFRESH_TIMEOUT_S
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @property
+    def name(self) -> str:
+        return self.url
+
+    @property
+    def http_uri(self) -> str | None:
+        return self.url
+
+    def fire(self, body: dict[str, Any]) -> tuple[int, str]:
+        try:
+            status, answer = post_json(self.url, json.dumps(body).encode(), REFRESH_TIMEOUT_S)
+        except OSError as exc:
+            return 0, f"refresh unreachable at {self.url}: {exc}"
+        return status, answer.decode(errors="replace")
+
+    def stop(self) -> None:
+        pass  # the request ends with its own timeout
+
+
+class JobTarget:
+    """Starts an execution of the refresh job (``LocalJob``) and waits for its tasks.
+
+    The body takes the refresh function's dates (``run_date``, or ``start``
+    and ``end``), checked by the same rules first: a bad body is a 400 naming
+    the field, and no task starts. The answer is the execution's summary,
+    200 when every task succeeded and 500 when one failed.
+    """
+
+    description = (
+        "Each morning: start the refresh job (the last BACKFILL_DAYS UTC days into BigQuery)"
+    )
+    http_uri = None
+    deadline_s = None
+
+    def __init__(self, job: LocalJob) -> None:
+        self.job = job
+
+    @property
+    def name(self) -> str:
+        return f"refresh job: {self.job.tasks} local tasks of {self.job.command}"
+
+    def fire(self, body: dict[str, Any]) -> tuple[int, str]:
+        try:
+            # The tasks' own settings decide the window and the retention.
+            settings = Settings.from_env({**os.environ, **self.job.env})
+            plan = plan_from_body(
+                json.dumps(body).encode(),
+                today=today_utc(),
+                window_days=settings.backfill_days,
+                mirror_retention_days=settings.mirror_retention_days,
+            )
+            if plan.intraday:
+                raise InvalidInput(
+                    "the refresh job takes run_date, or start and end; "
+                    "intraday runs are the refresh function's"
+                )
+        except InvalidInput as exc:
+            return 400, json.dumps({"error": exc.message})
+        try:
+            result = self.job.run(job_args(body))
+        except OSError as exc:
+            return 0, f"the refresh job's tasks could not start: {exc}"
+        return (JOB_OK if result.ok else JOB_FAILED), json.dumps(result.summary(), default=str)
+
+    def stop(self) -> None:
+        self.job.stop()
+
+
 class LocalScheduler:
-    """Fires ``refresh`` on ``cron``; ``start()`` runs the timer and the HTTP API."""
+    """Fires ``target`` on ``cron``; ``start()`` runs the timer and the HTTP API."""
 
     def __init__(
         self,
         cron: Cron,
-        target_url: str,
+        target: RunTarget,
         port: int,
         *,
         project: str = "demo-rbm-local",
@@ -114,7 +247,7 @@ class LocalScheduler:
         self.paused = False
         self._wake = threading.Event()
         self.cron = cron
-        self.target_url = target_url
+        self.target = target
         self.port = port
         self.on_run = on_run
         self._now = now
@@ -133,23 +266,19 @@ class LocalScheduler:
 
     # -- running ----------------------------------------------------------------
     def trigger(self, body: dict[str, Any] | None = None, trigger: str = "manual") -> RunResult:
-        """POST to refresh now and wait for its answer."""
-        payload = json.dumps(body or {}).encode()
+        """Fire the target now and wait for its answer."""
         with self._run_lock:
             started = time.monotonic()
             attempt_at = self._now()
             started_at = attempt_at.isoformat(timespec="seconds").replace("+00:00", "Z")
-            try:
-                status, answer = post_json(self.target_url, payload, REFRESH_TIMEOUT_S)
-                text = answer.decode(errors="replace")
-            except OSError as exc:
-                status, text = 0, f"refresh unreachable at {self.target_url}: {exc}"
+            status, text = self.target.fire(body or {})
             result = RunResult(started_at, trigger, status, text, time.monotonic() - started)
             result = replace(result, attempt_at=attempt_at)
         with self._state_lock:
             self.last_run = result
             self.runs += 1
-        if self.on_run is not None:
+        # A run cut short by the stop is not news to report.
+        if self.on_run is not None and not self._stopping.is_set():
             self.on_run(result)
         return result
 
@@ -194,26 +323,31 @@ class LocalScheduler:
             nxt, last = self.next_run, self.last_run
         job: dict[str, Any] = {
             "name": self.job_name,
-            "description": "Each morning: recompute the last BACKFILL_DAYS UTC days in BigQuery",
+            "description": self.target.description,
             "schedule": self.cron.expression,
             "timeZone": "Etc/UTC",
             "state": _STATE_NUMBERS[state] if int_enums else state,
-            "attemptDeadline": f"{REFRESH_TIMEOUT_S:.0f}s",
             "httpTarget": {
-                "uri": self.target_url,
+                "uri": self.target.http_uri or f"{self.url}/run",
                 "httpMethod": _POST if int_enums else "POST",
                 "headers": {"Content-Type": "application/json"},
                 "body": base64.b64encode(b"{}").decode(),
             },
             "status": {},
         }
+        if self.target.deadline_s is not None:
+            job["attemptDeadline"] = f"{self.target.deadline_s:.0f}s"
         if nxt is not None:
             job["scheduleTime"] = _rfc3339(nxt)
         if last is not None and last.attempt_at is not None:
             job["lastAttemptTime"] = _rfc3339(last.attempt_at)
             code = _RPC_CODES.get(last.status, 2)  # 2: UNKNOWN
             if code:
-                message = f"HTTP {last.status}" if last.status else last.body[:200]
+                summary = last.job
+                if summary is not None:
+                    message = f"{summary['failed_tasks']} of {summary['tasks']} tasks failed"
+                else:
+                    message = f"HTTP {last.status}" if last.status else last.body[:200]
                 job["status"] = {"code": code, "message": message}
         return job
 
@@ -223,7 +357,7 @@ class LocalScheduler:
             return {
                 "schedule": self.cron.expression,
                 "time_zone": "Etc/UTC",
-                "target": self.target_url,
+                "target": self.target.name,
                 "state": "PAUSED" if self.paused else "ENABLED",
                 "next_run": nxt.isoformat().replace("+00:00", "Z") if nxt else None,
                 "runs": self.runs,
@@ -244,6 +378,8 @@ class LocalScheduler:
 
     def stop(self) -> None:
         self._stopping.set()
+        # A job's tasks in flight end with the scheduler, not after it.
+        self.target.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -321,7 +457,7 @@ def _handler(scheduler: LocalScheduler) -> type[BaseHTTPRequestHandler]:
                 self._reply(400, {"error": "body must be a JSON object"})
                 return
             result = scheduler.trigger(body)
-            # The refresh's own status; 502 when it could not be reached.
+            # The run's own status; 502 when its target could not be reached.
             self._reply(result.status or 502, result.to_json())
 
         def log_message(self, format: str, *args: Any) -> None:

@@ -3,9 +3,11 @@
     Firestore emulator      127.0.0.1:8085   data: .data/firestore (exported on stop)
     BigQuery emulator       127.0.0.1:9050   data: .data/bigquery  (gRPC on 9060)
     ingest   (functions-framework)  :8080   relays every webhook event to the demo bot
-    refresh  (functions-framework)  :8081
+    refresh  (functions-framework)  :8081   backfills (the morning run is the job)
     export   (functions-framework)  :8082
-    scheduler (Cloud Scheduler stand-in, POSTs to refresh on the cron)  :8090
+    scheduler (Cloud Scheduler stand-in)  :8090   on the cron, starts the refresh
+             job as the cloud's does: N task processes of one execution
+             (the Cloud Run job's stand-in), output in logs/refresh-job.log
     demo bot (the agent's own webhook, behind the relay)  :8070
              records what it received: .data/bot/received.jsonl
 
@@ -40,7 +42,8 @@ from rbm_analytics.core.timeutil import datetime_to_us, now_us, today_utc
 from rbm_analytics_dev.local import emulators
 from rbm_analytics_dev.local.cron import Cron, CronError
 from rbm_analytics_dev.local.emulators import ManagedProcess
-from rbm_analytics_dev.local.scheduler import LocalScheduler, RunResult
+from rbm_analytics_dev.local.job import DEFAULT_TASKS, MAX_TASKS, LocalJob
+from rbm_analytics_dev.local.scheduler import JobTarget, LocalScheduler, RunResult
 from rbm_analytics_dev.local.sender import Target
 from rbm_analytics_dev.local.simulate import AGENT_NAMES
 
@@ -79,6 +82,7 @@ DEFAULT_PORTS: dict[str, int] = {
 # The relay's deadline locally: short, so a stopped bot shows up quickly as 503s.
 LOCAL_FORWARD_TIMEOUT_S = 3
 ENV_PREFIX = "RBM_LOCAL_"
+TASKS_ENV = f"{ENV_PREFIX}REFRESH_TASKS"
 # Demo traffic seeded into empty storage: enough to make every chart move.
 DEMO_AGENTS, DEMO_USERS, DEMO_DAYS, DEMO_SEED = 3, 100, 14, 2026
 
@@ -103,6 +107,8 @@ class StackConfig:
     data_dir: Path = emulators.REPO_ROOT / ".data"
     ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     schedule: str = DEFAULT_SCHEDULE
+    # Tasks of the morning refresh job, as infra/'s refresh_tasks.
+    refresh_tasks: int = DEFAULT_TASKS
     demo: bool = True
     # The demo bot behind the relay (ingest forwards every webhook event to it).
     bot: bool = True
@@ -120,10 +126,12 @@ class StackConfig:
             raw = env.get(port_env(name), "").strip()
             ports[name] = parse_port(raw, port_env(name)) if raw else default
         data_dir = env.get(f"{ENV_PREFIX}DATA_DIR", "").strip()
+        tasks = env.get(TASKS_ENV, "").strip()
         return cls(
             data_dir=Path(data_dir) if data_dir else cls.data_dir,
             ports=ports,
             schedule=env.get(f"{ENV_PREFIX}SCHEDULE", "").strip() or DEFAULT_SCHEDULE,
+            refresh_tasks=parse_tasks(tasks, TASKS_ENV) if tasks else DEFAULT_TASKS,
         )
 
     def with_ports(self, **overrides: int | None) -> StackConfig:
@@ -183,6 +191,13 @@ def parse_port(raw: str, what: str) -> int:
     return port
 
 
+def parse_tasks(raw: str, what: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise StackError(f"{what} must be a number of tasks, got {raw!r}") from None
+
+
 def defined_functions(source: Path) -> tuple[str, ...]:
     """Which of the three entry points ``source`` defines."""
     tree = ast.parse(source.read_text(encoding="utf-8"), str(source))
@@ -234,6 +249,11 @@ class Stack:
             Cron.parse(cfg.schedule)
         except CronError as exc:
             raise StackError(f"schedule: {exc}") from None
+        if not 1 <= cfg.refresh_tasks <= MAX_TASKS:
+            raise StackError(
+                f"the refresh job takes 1 to {MAX_TASKS} tasks (--refresh-tasks, {TASKS_ENV}), "
+                f"not {cfg.refresh_tasks}"
+            )
         if not cfg.source.is_file():
             raise StackError(
                 f"{cfg.source} not found: run 'rbm-analytics serve' from a checkout of the "
@@ -304,7 +324,7 @@ class Stack:
             if "refresh" in self.functions:
                 self.scheduler = LocalScheduler(
                     Cron.parse(cfg.schedule),
-                    cfg.url("refresh") + "/",
+                    JobTarget(self.refresh_job()),
                     cfg.ports["scheduler"],
                     project=cfg.project,
                     on_run=self._report_run,
@@ -313,6 +333,25 @@ class Stack:
             self.stop(save=False)
             raise
         self.startup_seconds = time.monotonic() - started
+
+    def refresh_job(self) -> LocalJob:
+        """The refresh job's stand-in, with exactly the refresh function's environment.
+
+        Its tasks run from the functions' source folder, so ``python -m``
+        finds the same code the refresh function runs (in the cloud the job
+        runs the function's image).
+        """
+        cfg = self.config
+        return LocalJob(
+            cfg.refresh_tasks,
+            env=cfg.function_env(),
+            cwd=cfg.source.parent,
+            log_path=self.job_log,
+        )
+
+    @property
+    def job_log(self) -> Path:
+        return self.logs / "refresh-job.log"
 
     def _write_env_file(self) -> None:
         lines = [
@@ -436,12 +475,19 @@ class Stack:
         return not json.loads(body or b"{}").get("documents")
 
     def _report_run(self, result: RunResult) -> None:
-        if result.status == 200:
-            self.say(f"[scheduler] {result.trigger} refresh: ok in {result.seconds:.1f}s")
+        what = f"[scheduler] {'morning' if result.trigger == 'schedule' else 'manual'} refresh job"
+        job = result.job
+        if job is None:  # no task started: the body was refused, or starting failed
+            self.say(f"{what} not started (HTTP {result.status}): {result.body[:300]}")
+        elif job["failed_tasks"] == 0:
+            self.say(
+                f"{what}: {job['tasks']} tasks ok in {result.seconds:.1f}s, "
+                f"{job['documents_read']:,} documents read"
+            )
         else:
             self.say(
-                f"[scheduler] {result.trigger} refresh failed (HTTP {result.status}): "
-                f"{result.body[:300]}; see {self.logs / 'refresh.log'}"
+                f"{what} failed: {job['failed_tasks']} of {job['tasks']} tasks failed in "
+                f"{result.seconds:.1f}s; see {self.job_log}"
             )
 
     # -- demo -----------------------------------------------------------------
@@ -502,7 +548,10 @@ class Stack:
                 f"key {target.key_for(agents[0])}   agents {', '.join(agents)}"
             )
         if "refresh" in self.functions:
-            lines.append(f"  refresh          POST {cfg.url('refresh')}/")
+            lines.append(
+                f"  refresh          POST {cfg.url('refresh')}/  "
+                "the refresh function, for backfills (one process)"
+            )
         if "export" in self.functions:
             lines += [
                 f"  export (CSV)     GET  {cfg.url('export')}/?start=YYYY-MM-DD&end=YYYY-MM-DD",
@@ -512,7 +561,9 @@ class Stack:
             status = self.scheduler.status()
             lines.append(
                 f"  scheduler        {self.scheduler.url}/  ({cfg.schedule} UTC, next "
-                f"{status['next_run']}); POST {self.scheduler.url}/run fires it now"
+                f"{status['next_run']}) starts the refresh job: {cfg.refresh_tasks} task "
+                f"processes, as Cloud Run runs it; POST {self.scheduler.url}/run fires it now "
+                f"(output in {self.job_log})"
             )
         if cfg.bot:
             lines.append(
@@ -534,14 +585,16 @@ class Stack:
             f"  rbm-analytics simulate --url {ingest} --live --rate 20",
         ]
         if self.scheduler is not None:
-            lines.append(f"  curl -X POST {self.scheduler.url}/run")
+            lines.append(
+                f"  curl -X POST {self.scheduler.url}/run   # the morning refresh job, now"
+            )
             lines.append(
                 f"  CLOUD_SCHEDULER_EMULATOR_HOST=127.0.0.1:{cfg.ports['scheduler']} "
                 f"rbm-analytics schedule status --project {cfg.project}"
             )
             lines.append(
                 f"  curl -X POST {cfg.url('refresh')}/ -H 'Content-Type: application/json' "
-                """-d '{"start": "2026-01-01", "end": "2026-01-31"}'"""
+                """-d '{"start": "2026-01-01", "end": "2026-01-31"}'   # a backfill"""
             )
         if "export" in self.functions:
             lines.append(
