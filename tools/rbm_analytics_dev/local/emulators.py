@@ -7,6 +7,7 @@ that outlives a plain kill, so stopping signals the whole group.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import shutil
@@ -78,7 +79,9 @@ class ManagedProcess:
                     return self
             except urllib.error.HTTPError:
                 return self  # it answers HTTP: ready
-            except OSError:
+            except (OSError, http.client.HTTPException):
+                # Not listening yet, or listening but not yet speaking HTTP
+                # (a bare status line while it starts): not ready.
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"{self.name} did not become ready within {timeout_s:.0f}s")
