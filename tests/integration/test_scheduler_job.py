@@ -14,10 +14,13 @@ INTERNAL), and a body naming no valid dates starts no task.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import signal
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from google.cloud import bigquery
 from rbm_analytics.core import clients
@@ -203,3 +207,50 @@ def test_a_body_with_no_valid_dates_starts_no_task(scheduled: Scheduled) -> None
     # No task ran: nothing in the job's log.
     log = scheduled.job.log_path
     assert log is not None and not log.exists()
+
+
+def test_unusable_settings_start_no_task(tmp_path: Path) -> None:
+    log = tmp_path / "refresh-job.log"
+    target = JobTarget(LocalJob(TASKS, env={"BACKFILL_DAYS": "a week"}, log_path=log))
+    status, body = target.fire({})
+    assert status == 503 and "BACKFILL_DAYS" in json.loads(body)["error"]
+    assert not log.exists()
+
+
+def test_stopping_the_scheduler_ends_the_tasks_in_flight(bq_dataset: str, tmp_path: Path) -> None:
+    """``make run``'s Ctrl-C during a run: no task outlives the scheduler."""
+    ensure_tables(clients.bigquery_client(), PROJECT, bq_dataset, "US")
+    job = LocalJob(TASKS, log_path=tmp_path / "refresh-job.log")
+    reported: list[RunResult] = []
+    sched = LocalScheduler(
+        Cron.parse("0 6 * * *"), JobTarget(job), emulators.free_port(), on_run=reported.append
+    ).start()
+    runner = threading.Thread(target=sched.trigger, daemon=True)
+    runner.start()
+
+    def tasks() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if JOB_MODULE in proc.cmdline():
+                    found.append(proc)
+        return found
+
+    deadline = time.monotonic() + 60
+    while len(tasks()) < TASKS:
+        assert time.monotonic() < deadline, "the tasks did not start"
+        time.sleep(0.02)
+    running = tasks()
+    sched.stop()
+    runner.join(60)
+    assert not runner.is_alive()
+    gone, alive = psutil.wait_procs(running, timeout=5)
+    assert alive == [] and len(gone) == TASKS
+    # Ended by the stop (SIGTERM, as Cloud Run stops a task): a failed run,
+    # recorded but not reported as news.
+    last = sched.last_run
+    assert last is not None and last.status == 500
+    summary = last.job
+    assert summary is not None
+    assert [t["exit_code"] for t in summary["per_task"]] == [-signal.SIGTERM] * TASKS
+    assert reported == []

@@ -48,7 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from rbm_analytics.core.config import Settings
-from rbm_analytics.core.errors import InvalidInput
+from rbm_analytics.core.errors import ConfigError, InvalidInput
 from rbm_analytics.core.timeutil import today_utc
 from rbm_analytics.refresh.plan import plan_from_body
 
@@ -186,8 +186,8 @@ class JobTarget:
 
     The body takes the refresh function's dates (``run_date``, or ``start``
     and ``end``), checked by the same rules first: a bad body is a 400 naming
-    the field, and no task starts. The answer is the execution's summary,
-    200 when every task succeeded and 500 when one failed.
+    the field (unusable settings a 503), and no task starts. The answer is the
+    execution's summary, 200 when every task succeeded and 500 when one failed.
     """
 
     description = (
@@ -220,6 +220,9 @@ class JobTarget:
                 )
         except InvalidInput as exc:
             return 400, json.dumps({"error": exc.message})
+        except ConfigError as exc:
+            # The tasks would refuse the same settings: none starts.
+            return 503, json.dumps({"error": exc.message})
         try:
             result = self.job.run(job_args(body))
         except OSError as exc:
