@@ -28,6 +28,7 @@ def test_bench_smoke_prints_every_measurement() -> None:
         "ingest.events_per_s_16_clients",
         "ingest.events_per_s_32_clients",
         "ingest.sharded_writes_per_s",
+        "ingest.sharded_write_cpu_us",
         "ingest.latency_p50_at_half_max",
         "ingest.latency_p99_at_half_max",
         "ingest.sentlog_records_per_s",
