@@ -92,7 +92,9 @@ def firestore(tmp: Path) -> Iterator[emulators.ManagedProcess]:
 
 
 @contextmanager
-def served(target: str, env: dict[str, str], tmp: Path) -> Iterator[emulators.ManagedProcess]:
+def served(
+    target: str, env: dict[str, str], tmp: Path, source: Path = REPO / "functions" / "main.py"
+) -> Iterator[emulators.ManagedProcess]:
     """A function served as deployed: functions-framework on gunicorn."""
     port = emulators.free_port()
     proc = emulators.ManagedProcess(
@@ -100,7 +102,7 @@ def served(target: str, env: dict[str, str], tmp: Path) -> Iterator[emulators.Ma
         argv=[
             str(REPO / ".venv" / "bin" / "functions-framework"),
             "--source",
-            str(REPO / "functions" / "main.py"),
+            str(source),
             "--target",
             target,
             "--host",

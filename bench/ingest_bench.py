@@ -182,8 +182,15 @@ def throughput(n: int, concurrencies: Sequence[int]) -> list[harness.Measurement
                 client = firestore.Client(project=PROJECT)
                 client.collection("baseline").document("warm").set({"x": 1})
             for concurrency in concurrencies:
+                assert fs.proc is not None
                 out += _throughput_at(
-                    n, concurrency, client, fs.host, tmp, concurrency == concurrencies[0]
+                    n,
+                    concurrency,
+                    client,
+                    fs.host,
+                    fs.proc.pid,
+                    tmp,
+                    concurrency == concurrencies[0],
                 )
     return out
 
@@ -200,7 +207,13 @@ def _rounds(n: int, rounds: int) -> list[tuple[int, int]]:
 
 
 def _throughput_at(
-    n: int, concurrency: int, client: firestore.Client, host: str, tmp: Path, latency: bool
+    n: int,
+    concurrency: int,
+    client: firestore.Client,
+    host: str,
+    emulator: int,
+    tmp: Path,
+    latency: bool,
 ) -> list[harness.Measurement]:
     out = []
     docs = [
@@ -231,18 +244,37 @@ def _throughput_at(
         # shared) falls on both paths alike instead of on whichever ran second.
         raw_s = served_s = 0.0
         statuses: dict[int, int] = {}
+        # CPU seconds of each process over the timed rounds: where each path's
+        # time goes on the two shared cores.
+        raw_cpu = {"client": 0.0, "emulator": 0.0}
+        served_cpu = {"function": 0.0, "emulator": 0.0, "load": 0.0}
+        assert fn.proc is not None
         for lo, hi in _rounds(n, ROUNDS):
+            mine, emu = time.process_time(), harness.tree_cpu_s(emulator)
             raw_s += harness.threaded(
                 lambda i, lo=lo: col.document(f"d{lo + i}").set(docs[lo + i]), hi - lo, concurrency
             )
+            raw_cpu["client"] += time.process_time() - mine
+            raw_cpu["emulator"] += harness.tree_cpu_s(emulator) - emu
+            mine, emu = time.process_time(), harness.tree_cpu_s(emulator)
+            func = harness.tree_cpu_s(fn.proc.pid)
             load = harness.http_load(fn.port, requests[lo:hi], concurrency)
+            served_cpu["load"] += time.process_time() - mine
+            served_cpu["emulator"] += harness.tree_cpu_s(emulator) - emu
+            served_cpu["function"] += harness.tree_cpu_s(fn.proc.pid) - func
             served_s += load.seconds
             for status, count in load.statuses.items():
                 statuses[status] = statuses.get(status, 0) + count
         raw_rate, rate = n / raw_s, n / served_s
         bad = {s: c for s, c in statuses.items() if s != 200}
-        note(f"raw Firestore writes: {raw_rate:.0f}/s ({concurrency} clients)")
-        note(f"served ingest: {rate:.0f} events/s, statuses {statuses}")
+
+        def per_event(cpu: dict[str, float]) -> str:
+            return ", ".join(f"{k} {v / n * 1e6:.0f} us" for k, v in cpu.items())
+
+        note(
+            f"raw Firestore writes: {raw_rate:.0f}/s ({concurrency} clients); {per_event(raw_cpu)}"
+        )
+        note(f"served ingest: {rate:.0f} events/s, statuses {statuses}; {per_event(served_cpu)}")
         out.append(
             measurement(
                 f"ingest.events_per_s_{concurrency}_clients",
@@ -251,6 +283,18 @@ def _throughput_at(
                 raw_rate,
                 f">= 0.8 x raw single-document writes, {concurrency} clients each",
                 rate >= 0.8 * raw_rate and not bad,
+            )
+        )
+        served_us = sum(served_cpu.values()) / n * 1e6
+        out.append(
+            measurement(
+                f"ingest.cpu_per_event_{concurrency}_clients",
+                served_us,
+                "us",
+                sum(raw_cpu.values()) / n * 1e6,
+                f"reported: CPU per event of every process on the shared cores, served "
+                f"({per_event(served_cpu)}) vs raw writes ({per_event(raw_cpu)})",
+                None,
             )
         )
         if not latency:
@@ -271,6 +315,55 @@ def _throughput_at(
                 )
             )
     return out
+
+
+# A function that only reads its body: what functions-framework, gunicorn
+# and Flask cost per request, before any of ingest's own work.
+_ECHO = """
+def echo(request):
+    request.get_data()
+    return ("", 204)
+"""
+
+
+def framework_floor(n: int, concurrency: int = 16) -> harness.Measurement:
+    """CPU per request of the served function's stack alone vs ingest's, same run.
+
+    The same keep-alive load (signed webhook bodies, ``concurrency`` clients,
+    ``THREADS`` = ``concurrency``) against a function that only reads the body
+    and against ingest without storage (every event refused at the signature
+    check, so neither does I/O): the share of the served path's CPU that the
+    serving stack costs whatever the handler does.
+    """
+    requests = webhook_requests(n, 6, "floor-")
+    unsigned = [(path, {**h, "X-Goog-Signature": "AAAA"}, body) for path, h, body in requests]
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        (tmp / "echo.py").write_text(_ECHO)
+        env = {**harness.base_env("127.0.0.1:9"), "THREADS": str(concurrency)}
+        cost = {}
+        for name, target, source, reqs in (
+            ("echo", "echo", tmp / "echo.py", requests),
+            ("ingest", "ingest", harness.REPO / "functions" / "main.py", unsigned),
+        ):
+            run_dir = tmp / name
+            run_dir.mkdir()
+            with harness.served(target, env, run_dir, source) as fn:
+                assert fn.proc is not None
+                harness.http_load(fn.port, reqs[: n // 4], concurrency)
+                before = harness.tree_cpu_s(fn.proc.pid)
+                load = harness.http_load(fn.port, reqs, concurrency)
+                cost[name] = (harness.tree_cpu_s(fn.proc.pid) - before) / n * 1e6
+                note(f"{name}: {cost[name]:.0f} us CPU per request, statuses {load.statuses}")
+    return measurement(
+        "ingest.serving_stack_cpu_per_request",
+        cost["echo"],
+        "us",
+        cost["ingest"],
+        f"reported: a function that only reads the body vs ingest refusing a bad "
+        f"signature (no I/O), {concurrency} keep-alive clients",
+        None,
+    )
 
 
 def shard_cost(n: int, concurrency: int = 16) -> list[harness.Measurement]:
@@ -319,6 +412,7 @@ def shard_cost(n: int, concurrency: int = 16) -> list[harness.Measurement]:
         harness.threaded(
             lambda i: committer.commit([warm[i]], no_retry, 30), min(n // 4, 3000), concurrency
         )
+        assert fs.proc is not None
         emulator = fs.proc.pid
         times = {"sharded": 0.0, "plain": 0.0}
         cpu = {"sharded": 0.0, "plain": 0.0}
@@ -513,6 +607,7 @@ def relay_overhead(n: int, concurrency: int, rate: float = 100.0) -> list[harnes
 
 def run(smoke: bool) -> None:
     handler_cost(300 if smoke else 2000)
+    framework_floor(300 if smoke else 4000)
     throughput(300 if smoke else 4000, (16, 32))
     shard_cost(320 if smoke else 16_000)
     sentlog_batches(2 if smoke else 20, 4)
