@@ -2,7 +2,11 @@
 #
 # Every query the code makes is declared in
 # functions/rbm_analytics/refresh/queries.py; a test checks that each one
-# needing a composite index has a google_firestore_index below.
+# needing a composite index has a google_firestore_index below, and that no
+# exemption switches off a field a single-field query needs. The refresh's
+# per-stream cursors (refresh_state/mirror/streams) need no setting here: they
+# are read with "dataset ==" on the automatic single-field index and written
+# a few dozen times a second at most, far from any index limit.
 #
 # A project that already runs an agent often has a "(default)" database.
 # Either adopt it unmanaged (create_firestore_database = false: the TTL

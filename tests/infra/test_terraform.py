@@ -740,8 +740,9 @@ def test_firestore_native_database_with_ttl_on_expire_at(tf: hcl.Config) -> None
         "expire_at"
         in (REPO_ROOT / "functions" / "rbm_analytics" / "ingest" / "store.py").read_text()
     )
-    # The refresh's watermark must outlive any retention period.
-    assert watermark.STATE_COLLECTION not in _literal_set(tf.locals["collections"])
+    # The refresh's cursors must outlive any retention period.
+    for state in (watermark.STATE_COLLECTION, watermark.STREAMS_COLLECTION):
+        assert state not in _literal_set(tf.locals["collections"])
 
 
 def _declared_indexes(tf: hcl.Config) -> set[tuple[str, tuple[str, ...]]]:

@@ -19,11 +19,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from google.cloud import firestore
 from rbm_analytics.core.config import get_settings
+from rbm_analytics.core.tables import dataset_path
+from rbm_analytics.refresh import watermark
 from rbm_analytics.refresh.routes import all_streams
 
 from tests.integration.refresh_support import Traffic, latest_runs, table_rows, utc
-from tests.support import REPO_ROOT
+from tests.support import PROJECT, REPO_ROOT
 
 START, END = "2026-03-01", "2026-03-05"
 AGENTS = ("acme-agent", "beta-agent")
@@ -122,3 +125,16 @@ def test_the_same_data_refreshed_by_1_2_and_4_tasks_gives_identical_tables(
             again = _refresh(dataset, "--tasks", str(count))
             assert again["failed_tasks"] == 0 and len(again["daily_by_task"]) == 1
             assert _snapshot(dataset) == expected
+
+    # The tasks saved their cursors in one document per stream and dataset,
+    # never in the shared state document (which only the daily claim writes).
+    db = firestore.Client(project=PROJECT)
+    state = db.collection(watermark.STATE_COLLECTION).document(watermark.STATE_DOCUMENT)
+    saved = [d.to_dict() or {} for d in state.collection(watermark.STREAMS_COLLECTION).stream()]
+    datasets = [bq_dataset, *(f"{bq_dataset}_n{count}" for count in (1, 2, 4))]
+    project = get_settings().project
+    assert sorted((d["dataset"], d["stream"]) for d in saved) == sorted(
+        (dataset_path(project, dataset), key) for dataset in datasets for key in streams
+    )
+    marks = (state.get().to_dict() or {}).get("watermarks", {})
+    assert marks and all("streams" not in entry for entry in marks.values())

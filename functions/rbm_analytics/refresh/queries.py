@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from rbm_analytics.core.collections import AGENT_MESSAGES, USER_EVENTS, USER_MESSAGES
 from rbm_analytics.core.shards import SHARD_FIELD
+from rbm_analytics.refresh.watermark import DATASET_FIELD, STREAMS_COLLECTION
 
 
 @dataclass(frozen=True)
@@ -43,4 +44,13 @@ CHANGED_SINCE = tuple(
     for c in (AGENT_MESSAGES, USER_MESSAGES, USER_EVENTS)
 )
 
-FIRESTORE_QUERIES: tuple[QuerySpec, ...] = CHANGED_SINCE
+# The refresh's own state: a dataset's per-stream cursor documents
+# (``dataset == d``, ``watermark.load``), on the automatic single-field index.
+STREAM_STATE = QuerySpec(
+    collection=STREAMS_COLLECTION,
+    equality_fields=(DATASET_FIELD,),
+    range_field=None,
+    order_by=(),
+)
+
+FIRESTORE_QUERIES: tuple[QuerySpec, ...] = (*CHANGED_SINCE, STREAM_STATE)

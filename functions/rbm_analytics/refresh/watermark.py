@@ -1,4 +1,4 @@
-"""The refresh's durable progress: Firestore document ``refresh_state/mirror``.
+"""The refresh's durable progress, in Firestore under ``refresh_state/mirror``.
 
 The change feed is read as *streams* (one per collection, or per collection
 and shard), each in ``(updated_at, document id)`` order, in chunks. A stream's
@@ -24,23 +24,62 @@ execution) whose read found nothing more after the cursor. The daily tables are
 recomputed only when every stream was caught up by the current run, so they are
 never computed from a partly mirrored window.
 
-State is kept per BigQuery dataset (a map in the one state document): a
-refresh into another dataset, such as a by-hand run against a test dataset,
-must neither skip documents nor make the production dataset skip them. A
-dataset's ``watermark`` entry from before cursors is honoured as the starting
+State is kept per BigQuery dataset: a refresh into another dataset, such as a
+by-hand run against a test dataset, must neither skip documents nor make the
+production dataset skip them. The layout::
+
+    refresh_state/mirror                      the state document, one map per dataset:
+      watermarks.<dataset>.daily_by/daily_at  the execution that last computed the daily tables
+      watermarks.<dataset>.daily_claim        who holds that step (a transaction)
+      watermarks.<dataset>.watermark          the single position from before cursors
+      watermarks.<dataset>.streams.<stream>   cursors saved before each stream had its own document
+    refresh_state/mirror/streams/<id>         one document per (dataset, stream): fields
+                                              dataset, stream, updated_at, doc_id, run_id,
+                                              saved_at, caught_up_by (when caught up)
+
+Why one document per stream: each job task saves a cursor for every stream
+in a chunk it commits, up to about once a second per task, and the tasks run
+in parallel (4 by default, 10 to 16 for large volumes), so cursors in one
+shared document would take 10 to 20 or more writes a second on it.
+Firestore's documentation lists a document updated too often as a cause of
+contention, with higher latency and aborted writes (``ABORTED`` for a
+document receiving too many updates per second), and its remedy as lowering
+the write rate to individual documents; the sustained rate it gives for one
+document is about one write a second. A stream's document is written only by
+the one task that reads the stream, once per chunk it commits (each a
+BigQuery load and MERGE), however many tasks run. The daily claim stays in
+the state document: it is written a couple of times a morning.
+
+A stream's document id is the SHA-256 of ``(dataset, stream)`` (stream keys
+contain a ``/``, which document ids may not): fixed length, the same for the
+same stream, spread over the key range; the dataset and stream are kept as
+fields. ``load`` reads a dataset's streams with one query, ``dataset == d``,
+served by Firestore's automatic single-field index (no composite index).
+
+Upgrading loses nothing: cursors saved in the state document's map by
+earlier versions are still read, a stream's own document winning over its
+map entry (which is left in place, shadowed, never written again), and a
+dataset's ``watermark`` from before cursors is honoured as the starting
 point of streams that have no cursor yet.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 STATE_COLLECTION = "refresh_state"
 STATE_DOCUMENT = "mirror"
+# The state document's subcollection of per-stream documents, and their key fields.
+STREAMS_COLLECTION = "streams"
+DATASET_FIELD = "dataset"
+STREAM_FIELD = "stream"
 # Before the first run, read everything.
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -75,6 +114,28 @@ def _ref(client: firestore.Client) -> firestore.DocumentReference:
     return client.collection(STATE_COLLECTION).document(STATE_DOCUMENT)
 
 
+def _streams(client: firestore.Client) -> firestore.CollectionReference:
+    streams: firestore.CollectionReference = _ref(client).collection(STREAMS_COLLECTION)
+    return streams
+
+
+def stream_document_id(dataset: str, stream: str) -> str:
+    """The id of ``stream``'s document for ``dataset`` (see the module doc).
+
+    JSON keeps the pair unambiguous (no dataset and stream run together);
+    SHA-256 gives 64 hex characters, never a ``/``, a ``.`` or ``__…__``.
+    """
+    pair = json.dumps([dataset, stream], separators=(",", ":"))
+    return hashlib.sha256(pair.encode()).hexdigest()
+
+
+def stream_document(
+    client: firestore.Client, dataset: str, stream: str
+) -> firestore.DocumentReference:
+    """The document holding ``stream``'s state for ``dataset``."""
+    return _streams(client).document(stream_document_id(dataset, stream))
+
+
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -91,18 +152,35 @@ def _legacy(entry: dict[str, Any]) -> Cursor:
     return Cursor(_utc(value)) if isinstance(value, datetime) else Cursor(BEGINNING)
 
 
+def _stream_state(raw: object) -> StreamState | None:
+    """A saved stream state (a stream document, or a map entry of earlier versions)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("updated_at"), datetime):
+        return None
+    doc_id, by = raw.get("doc_id"), raw.get("caught_up_by")
+    return StreamState(
+        Cursor(_utc(raw["updated_at"]), doc_id if isinstance(doc_id, str) else None),
+        by if isinstance(by, str) else None,
+    )
+
+
 def load(client: firestore.Client, dataset: str) -> dict[str, StreamState]:
-    """Every stream's saved state for ``dataset`` (streams never saved are absent)."""
-    entry = _dataset_entry(client, dataset)
+    """Every stream's saved state for ``dataset`` (streams never saved are absent).
+
+    One read of the state document (cursors saved there by earlier versions)
+    and one query of the dataset's stream documents, which win.
+    """
     out = {}
-    for key, raw in (entry.get("streams") or {}).items():
-        if not isinstance(raw, dict) or not isinstance(raw.get("updated_at"), datetime):
-            continue
-        doc_id = raw.get("doc_id")
-        out[key] = StreamState(
-            Cursor(_utc(raw["updated_at"]), doc_id if isinstance(doc_id, str) else None),
-            raw.get("caught_up_by") if isinstance(raw.get("caught_up_by"), str) else None,
-        )
+    legacy = _dataset_entry(client, dataset).get("streams")
+    for key, raw in (legacy if isinstance(legacy, dict) else {}).items():
+        state = _stream_state(raw)
+        if state is not None:
+            out[key] = state
+    query = _streams(client).where(filter=FieldFilter(DATASET_FIELD, "==", dataset))
+    for snap in query.stream():
+        raw = snap.to_dict() or {}
+        key, state = raw.get(STREAM_FIELD), _stream_state(raw)
+        if isinstance(key, str) and state is not None:
+            out[key] = state
     return out
 
 
@@ -133,12 +211,16 @@ def save(
     *,
     caught_up: bool,
 ) -> None:
-    """Set one stream's cursor, leaving other streams and datasets untouched.
+    """Write one stream's state to its own document; no other document is written.
 
     ``caught_up``: the chunk just committed was the last one (nothing more
     after ``cursor`` when it was read); the stream then records ``run_id``.
+    The document is replaced whole, so a stream that reads on after being
+    caught up no longer counts as caught up until it is again.
     """
     entry: dict[str, Any] = {
+        DATASET_FIELD: dataset,
+        STREAM_FIELD: stream,
         "updated_at": cursor.updated_at,
         "doc_id": cursor.doc_id,
         "run_id": run_id,
@@ -146,8 +228,7 @@ def save(
     }
     if caught_up:
         entry["caught_up_by"] = run_id
-    # A nested map with merge=True merges field by field: only this stream changes.
-    _ref(client).set({"watermarks": {dataset: {"streams": {stream: entry}}}}, merge=True)
+    stream_document(client, dataset, stream).set(entry)
 
 
 def mark_daily(client: firestore.Client, dataset: str, run_id: str) -> None:
