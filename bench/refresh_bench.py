@@ -460,10 +460,11 @@ def _fingerprints(dataset: str) -> dict[str, tuple[int, int, int]]:
     return {r["name"]: (r["n"], r["x"] or 0, r["s"] or 0) for r in rows}
 
 
-def tasks_scaling(messages: int) -> None:
+def tasks_scaling(messages: int, counts: tuple[int, ...] = TASK_COUNTS) -> None:
     """One backlog of ``messages`` agent messages (receipts and replies, as ingest
-    writes them, sharded) refreshed by ``rbm-analytics refresh --tasks N`` for
-    N = 1, 2, 4, each into a fresh dataset (its own cursors: each reads it all)."""
+    writes them, sharded) refreshed by ``rbm-analytics refresh --tasks N`` for each
+    N of ``counts`` (1 first), each into a fresh dataset (its own cursors: each
+    reads it all)."""
     rng = random.Random(20260302)
     first = LAST_DAY - timedelta(days=DAYS)
     dates = ["--start", first.isoformat(), "--end", LAST_DAY.isoformat()]
@@ -481,7 +482,7 @@ def tasks_scaling(messages: int) -> None:
         backlog = len({(w.collection, w.doc_id) for w in sent + after})
         note(f"fan-out backlog: {messages} agent messages, {backlog} documents")
         time.sleep(OVERLAP_S + 0.2)
-        for count in TASK_COUNTS:
+        for count in counts:
             dataset = f"bench_tasks{count}_{uuid.uuid4().hex[:6]}"
             runs[count] = _run_job(dataset, count, dates, {})
             tables[count] = _fingerprints(dataset)
@@ -499,7 +500,7 @@ def tasks_scaling(messages: int) -> None:
         return [t["documents_read"] / t["seconds"] for t in runs[count][0]["per_task"]]
 
     one_s, one_rate = runs[1][0]["seconds"], rates(1)[0]
-    for count in TASK_COUNTS:
+    for count in counts:
         summary, peaks = runs[count]
         seconds = summary["seconds"]
         correct = (
@@ -586,5 +587,6 @@ def run(smoke: bool) -> None:
     morning_runs(300 if smoke else 20000, 30 if smoke else 1000)
     history_scaling(500 if smoke else 100_000, 8)
     backlog_memory(300 if smoke else 5_000, 100 if smoke else 2_000)
-    tasks_scaling(100 if smoke else 60_000)
-    task_backlog_memory(50 if smoke else 5_000, 100 if smoke else 2_000)
+    # The smoke run starts a process per task: 1 and 2 tasks show the fan-out runs.
+    tasks_scaling(60 if smoke else 60_000, (1, 2) if smoke else TASK_COUNTS)
+    task_backlog_memory(20 if smoke else 5_000, 50 if smoke else 2_000)
