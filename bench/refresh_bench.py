@@ -45,6 +45,7 @@ from rbm_analytics.ingest.writes import Committer, DocWrite
 from rbm_analytics.refresh import routes as refresh
 from rbm_analytics.refresh.plan import plan
 from rbm_analytics_dev.local import emulators
+from rbm_analytics_dev.local.job import JOB_MODULE
 
 from . import harness
 from .harness import PROJECT, measurement, note
@@ -393,7 +394,6 @@ def backlog_memory(small: int, chunk: int) -> None:
 # Fan-out: one backlog refreshed by the job's 1, 2 and 4 tasks
 # ---------------------------------------------------------------------------
 TASK_COUNTS = (1, 2, 4)
-JOB_MODULE = "rbm_analytics.refresh.job"
 # Columns that record when a row was written, not what it says.
 WRITE_TIME = {"refreshed_at"}
 
