@@ -366,6 +366,61 @@ def framework_floor(n: int, concurrency: int = 16) -> harness.Measurement:
     )
 
 
+def rpc_cost(n: int) -> list[harness.Measurement]:
+    """The Firestore client's CPU per RPC, one RPC at a time from one thread.
+
+    A write shared by a ``BatchWrite`` of 5 (about what 16 concurrent webhook
+    requests share) against one alone, and a one-document
+    ``BatchGetDocuments`` (the read before a receipt's write) against the
+    one-write ``BatchWrite``: what each RPC the served function sends costs it,
+    whatever rides in it. CPU of this whole process (the gRPC core's own
+    threads included), so the emulator's answer time is not counted.
+    """
+    with tempfile.TemporaryDirectory() as tmp_s, harness.firestore(Path(tmp_s)) as fs:
+        with mock.patch.dict("os.environ", {"FIRESTORE_EMULATOR_HOST": fs.host}):
+            client = firestore.Client(project=PROJECT)
+        committer = Committer(client)
+        no_retry = gretry.Retry(predicate=lambda exc: False, timeout=30)
+
+        def doc(i: int, prefix: str) -> DocWrite:
+            fields = {"agent_id": "agent-0", "user_key": uuid.uuid4().hex, "event_at_us": i}
+            return DocWrite("rpc", f"{prefix}{i}", fields, (), create=True)
+
+        def cpu_us(fn: Any) -> float:
+            started = time.process_time()
+            for i in range(n):
+                fn(i)
+            return (time.process_time() - started) / n * 1e6
+
+        cpu_us(lambda i: committer.commit([doc(i, "warm")], no_retry, 30))
+        one = cpu_us(lambda i: committer.commit([doc(i, "one")], no_retry, 30))
+        five = cpu_us(
+            lambda i: committer._batch_write(
+                [committer.encode(doc(5 * i + j, "five")) for j in range(5)], 30
+            )
+        )
+        read = cpu_us(lambda i: committer.get("rpc", [f"one{i}"], ("agent_id",), no_retry, 30))
+    return [
+        measurement(
+            "ingest.client_cpu_per_batch_write",
+            five,
+            "us",
+            one,
+            "reported: CPU per BatchWrite RPC of 5 writes vs of 1 (the cost is per RPC)",
+            None,
+        ),
+        measurement(
+            "ingest.client_cpu_per_batch_get",
+            read,
+            "us",
+            one,
+            "reported: CPU per one-document BatchGetDocuments (a streamed RPC) vs a "
+            "one-write BatchWrite",
+            None,
+        ),
+    ]
+
+
 def shard_cost(n: int, concurrency: int = 16) -> list[harness.Measurement]:
     """Webhook writes with the shard field vs the same writes without it, same run.
 
@@ -608,6 +663,7 @@ def relay_overhead(n: int, concurrency: int, rate: float = 100.0) -> list[harnes
 def run(smoke: bool) -> None:
     handler_cost(300 if smoke else 2000)
     framework_floor(300 if smoke else 4000)
+    rpc_cost(50 if smoke else 1000)
     throughput(300 if smoke else 4000, (16, 32))
     shard_cost(320 if smoke else 16_000)
     sentlog_batches(2 if smoke else 20, 4)
