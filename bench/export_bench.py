@@ -25,7 +25,7 @@ from rbm_analytics.core.tables import ensure_tables
 from rbm_analytics.export.query import METRICS
 from rbm_analytics_dev.local import emulators
 
-from tests.daily_rows import insert_daily
+from tests.daily_rows import insert_varied_daily
 
 from . import harness
 from .harness import PROJECT, measurement, note
@@ -36,33 +36,9 @@ WEEK_START, WEEK_END = "2025-12-22", "2025-12-28"
 
 
 def _fill(client: bigquery.Client, dataset: str, agents: int, start: str, end: str) -> None:
-    client.query(
-        insert_daily(
-            f"{PROJECT}.{dataset}.daily_metrics",
-            f"UNNEST(GENERATE_DATE_ARRAY(DATE '{start}', DATE '{end}')) AS d "
-            f"CROSS JOIN UNNEST(GENERATE_ARRAY(1, {agents})) AS a",
-            date="d",
-            agent_id="FORMAT('agent-%02d', a)",
-            sent="100 + a",
-            delivered="90 + a",
-            read="80 + a",
-            typing_events="5",
-            user_messages="40",
-            user_text="30",
-            user_files="3",
-            user_locations="2",
-            suggestion_replies="3",
-            suggestion_actions="2",
-            reads_with_reply="20",
-            read_to_reply_avg_s="12.5 + a",
-            read_to_reply_p50_s="10.25",
-            agent_responses="15",
-            agent_response_avg_s="30.5",
-            agent_response_p50_s="25.0",
-            agent_response_p90_s="90.75",
-            refreshed_at="CURRENT_TIMESTAMP()",
-        )
-    ).result()
+    table = f"{PROJECT}.{dataset}.daily_metrics"
+    sql = insert_varied_daily(table, start, end, agents, refreshed_at="CURRENT_TIMESTAMP()")
+    client.query(sql).result()
 
 
 class _PeakRss:

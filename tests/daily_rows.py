@@ -58,3 +58,36 @@ def insert_daily(table: str, source: str, **exprs: str) -> str:
     columns = ", ".join(values)
     selected = ",\n  ".join(f"{v} AS {k}" for k, v in values.items())
     return f"INSERT INTO `{table}` ({columns})\nSELECT\n  {selected}\nFROM {source}"
+
+
+def insert_varied_daily(table: str, start: str, end: str, agents: int, **exprs: str) -> str:
+    """Every (date, agent) row from ``start`` to ``end`` for ``agents`` agents
+    (``agent-01`` …), every metric filled, some varying by agent: the bulk data
+    of the export's memory test and benchmark. ``exprs`` add or override columns."""
+    return insert_daily(
+        table,
+        f"UNNEST(GENERATE_DATE_ARRAY(DATE '{start}', DATE '{end}')) AS d "
+        f"CROSS JOIN UNNEST(GENERATE_ARRAY(1, {agents})) AS a",
+        **{
+            "date": "d",
+            "agent_id": "FORMAT('agent-%02d', a)",
+            "sent": "100 + a",
+            "delivered": "90 + a",
+            "read": "80 + a",
+            "typing_events": "5",
+            "user_messages": "40",
+            "user_text": "30",
+            "user_files": "3",
+            "user_locations": "2",
+            "suggestion_replies": "3",
+            "suggestion_actions": "2",
+            "reads_with_reply": "20",
+            "read_to_reply_avg_s": "12.5 + a",
+            "read_to_reply_p50_s": "10.25",
+            "agent_responses": "15",
+            "agent_response_avg_s": "30.5",
+            "agent_response_p50_s": "25.0",
+            "agent_response_p90_s": "90.75",
+            **exprs,
+        },
+    )

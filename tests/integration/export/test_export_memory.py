@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from rbm_analytics.export.query import METRICS
 
-from tests.daily_rows import insert_daily
+from tests.daily_rows import insert_varied_daily
 from tests.export_data import Warehouse
 from tests.support import REPO_ROOT
 
@@ -29,33 +29,8 @@ MAX_EXTRA_PEAK_BYTES = 32 * 1024 * 1024
 
 def _fill(warehouse: Warehouse) -> None:
     """One INSERT … SELECT writes every (date, agent) row with varying values."""
-    table = warehouse.table("daily_metrics")
-    warehouse.client.query(
-        insert_daily(
-            table,
-            f"UNNEST(GENERATE_DATE_ARRAY(DATE '{START}', DATE '{END}')) AS d "
-            f"CROSS JOIN UNNEST(GENERATE_ARRAY(1, {AGENTS})) AS a",
-            date="d",
-            agent_id="FORMAT('agent-%02d', a)",
-            sent="100 + a",
-            delivered="90 + a",
-            read="80 + a",
-            typing_events="5",
-            user_messages="40",
-            user_text="30",
-            user_files="3",
-            user_locations="2",
-            suggestion_replies="3",
-            suggestion_actions="2",
-            reads_with_reply="20",
-            read_to_reply_avg_s="12.5 + a",
-            read_to_reply_p50_s="10.25",
-            agent_responses="15",
-            agent_response_avg_s="30.5",
-            agent_response_p50_s="25.0",
-            agent_response_p90_s="90.75",
-        )
-    ).result()
+    sql = insert_varied_daily(warehouse.table("daily_metrics"), START, END, AGENTS)
+    warehouse.client.query(sql).result()
 
 
 def _stream(start: str, end: str) -> dict[str, Any]:
