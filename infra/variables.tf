@@ -226,7 +226,7 @@ variable "export_max_instances" {
 
 variable "refresh_tasks" {
   type        = number
-  description = "Tasks of the morning refresh job, all run in parallel; each reads its share of the SHARD_COUNT shards. More than shard_count leaves tasks idle."
+  description = "Tasks of the morning refresh job, all run in parallel; task i reads the shards s mod N = i. More than shard_count leaves tasks idle; a count that does not divide shard_count leaves some task more shards (at 10 M messages a day, 16 = shard_count for a 15-minute morning: docs/scaling.md)."
   default     = 4
 
   validation {
