@@ -417,6 +417,17 @@ def _is_task(pid: int) -> bool:
         return False
 
 
+def _cpu_s() -> tuple[float, float]:
+    """CPU seconds used so far (machine, this benchmark): the machine's busy time
+    from /proc/stat; the benchmark's is its own, its live descendants' (the
+    emulators) and its reaped children's (each CLI run with its tasks)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(t) for t in stat.readline().split()[1:9]]
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # not idle, iowait
+    times = os.times()
+    return busy, harness.tree_cpu_s(os.getpid()) + times.children_user + times.children_system
+
+
 def _run_job(
     dataset: str, tasks: int, dates: list[str], extra: dict[str, str]
 ) -> tuple[dict[str, Any], list[float]]:
@@ -469,6 +480,10 @@ def tasks_scaling(messages: int, counts: tuple[int, ...] = TASK_COUNTS) -> None:
     first = LAST_DAY - timedelta(days=DAYS)
     dates = ["--start", first.isoformat(), "--end", LAST_DAY.isoformat()]
     runs: dict[int, tuple[dict[str, Any], list[float]]] = {}
+    # The share of the machine's CPU that other processes took during each run:
+    # on a shared machine it tells a clean run from a crowded one.
+    others: dict[int, float] = {}
+    own: dict[int, float] = {}
     tables: dict[int, dict[str, tuple[int, int, int]]] = {}
     with _emulated():
         store = FirestoreStore(clients.firestore_client(), retention_days=90, deadline_s=60)
@@ -484,7 +499,12 @@ def tasks_scaling(messages: int, counts: tuple[int, ...] = TASK_COUNTS) -> None:
         time.sleep(OVERLAP_S + 0.2)
         for count in counts:
             dataset = f"bench_tasks{count}_{uuid.uuid4().hex[:6]}"
+            (busy, ours), clock = _cpu_s(), time.perf_counter()
             runs[count] = _run_job(dataset, count, dates, {})
+            (busy_end, ours_end), wall = _cpu_s(), time.perf_counter() - clock
+            cores = os.cpu_count() or 1
+            others[count] = max(0.0, (busy_end - busy) - (ours_end - ours)) / (wall * cores)
+            own[count] = (ours_end - ours) / (wall * cores)
             tables[count] = _fingerprints(dataset)
             summary, peaks = runs[count]
             note(
@@ -494,6 +514,7 @@ def tasks_scaling(messages: int, counts: tuple[int, ...] = TASK_COUNTS) -> None:
                     f"{t['documents_read']}/{t['seconds']:.1f}s" for t in summary["per_task"]
                 )
                 + f", peak RSS {max(peaks, default=0):.0f} MB"
+                + f", CPU: the benchmark's processes {own[count]:.0%}, others {others[count]:.0%}"
             )
 
     def rates(count: int) -> list[float]:
@@ -518,7 +539,9 @@ def tasks_scaling(messages: int, counts: tuple[int, ...] = TASK_COUNTS) -> None:
             None if count == 1 else one_s,
             f"{count} task process(es) of `rbm-analytics refresh --tasks {count}`, mirror and "
             f"daily step, over a backlog of {backlog} documents; read {summary['documents_read']}"
-            f" (= the backlog){same}; largest task's peak RSS {max(peaks, default=0):.0f} MB",
+            f" (= the backlog){same}; largest task's peak RSS {max(peaks, default=0):.0f} MB; "
+            f"of the machine's CPU meanwhile the emulators and tasks took {own[count]:.0%}, "
+            f"other processes {others[count]:.0%}",
             correct,
         )
         if count > 1:
