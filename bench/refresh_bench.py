@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager, redirect_stdout, suppress
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -341,25 +341,41 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _run_measured(dataset: str, extra: dict[str, str]) -> tuple[dict[str, Any], float]:
-    """One refresh in a fresh process (``rbm-analytics refresh``): its summary and its
-    peak resident set (MB), sampled every 10 ms from /proc while it runs."""
+def _refresh_cli(
+    args: list[str],
+    dataset: str,
+    extra: dict[str, str],
+    watched: Callable[[int, Container[int]], Iterable[int]],
+) -> tuple[dict[str, Any], dict[int, float]]:
+    """``rbm-analytics refresh ARGS`` in a fresh process, as a user runs it: its JSON
+    summary, and the peak resident set (MB) of each process ``watched`` names
+    (given the CLI's pid and the pids sampled so far), sampled every 10 ms from
+    /proc while it runs."""
     env = {**os.environ, "BQ_DATASET": dataset, **extra}
     cli = str(Path(sys.executable).parent / "rbm-analytics")
-    argv = [cli, "refresh", "--start", "2026-02-01", "--end", "2026-02-28"]
-    peak = 0.0
+    peaks: dict[int, float] = {}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen([cli, "refresh", *args], env=env, stdout=out, stderr=err)
         while proc.poll() is None:
-            peak = max(peak, _rss_mb(proc.pid))
+            for pid in watched(proc.pid, peaks):
+                peaks[pid] = max(peaks.get(pid, 0.0), _rss_mb(pid))
             time.sleep(0.01)
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
-            raise RuntimeError(f"refresh failed: {err.read().decode()[-2000:]}")
+            failed = " ".join(args)
+            raise RuntimeError(f"refresh {failed} failed: {err.read().decode()[-3000:]}")
         text = out.read().decode()
     summary: dict[str, Any] = json.loads(text[text.index("{\n") :])
-    return summary, peak
+    return summary, peaks
+
+
+def _run_measured(dataset: str, extra: dict[str, str]) -> tuple[dict[str, Any], float]:
+    """One refresh in a fresh process (``rbm-analytics refresh``): its summary and its
+    peak resident set (MB)."""
+    dates = ["--start", "2026-02-01", "--end", "2026-02-28"]
+    summary, peaks = _refresh_cli(dates, dataset, extra, lambda cli, _: (cli,))
+    return summary, max(peaks.values(), default=0.0)
 
 
 def backlog_memory(small: int, chunk: int) -> None:
@@ -431,26 +447,14 @@ def _cpu_s() -> tuple[float, float]:
 def _run_job(
     dataset: str, tasks: int, dates: list[str], extra: dict[str, str]
 ) -> tuple[dict[str, Any], list[float]]:
-    """``rbm-analytics refresh --tasks N`` in a fresh process, as a user runs it: its
-    summary, and the peak resident set (MB) of each of its task processes, sampled
-    every 10 ms from /proc while it runs."""
-    env = {**os.environ, "BQ_DATASET": dataset, **extra}
-    cli = str(Path(sys.executable).parent / "rbm-analytics")
-    argv = [cli, "refresh", *dates, "--tasks", str(tasks)]
-    peaks: dict[int, float] = {}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
-        while proc.poll() is None:
-            for kid in _children(proc.pid):
-                if kid in peaks or _is_task(kid):
-                    peaks[kid] = max(peaks.get(kid, 0.0), _rss_mb(kid))
-            time.sleep(0.01)
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode != 0:
-            raise RuntimeError(f"refresh --tasks {tasks} failed: {err.read().decode()[-3000:]}")
-        text = out.read().decode()
-    summary: dict[str, Any] = json.loads(text[text.index("{\n") :])
+    """``rbm-analytics refresh --tasks N``: its summary, and the peak resident set
+    (MB) of each of its task processes, largest first."""
+
+    def task_processes(cli: int, seen: Container[int]) -> list[int]:
+        return [kid for kid in _children(cli) if kid in seen or _is_task(kid)]
+
+    args = [*dates, "--tasks", str(tasks)]
+    summary, peaks = _refresh_cli(args, dataset, extra, task_processes)
     return summary, sorted((mb for mb in peaks.values() if mb), reverse=True)
 
 
