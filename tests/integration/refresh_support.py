@@ -130,6 +130,30 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY run_id ORDER BY finished_at DESC NULLS L
 """
 
 
+# Every table a refresh writes, and the column that records when a row was
+# written rather than what it says.
+REFRESH_TABLES = (
+    "agent_messages", "user_messages", "user_events",
+    "daily_metrics", "daily_postbacks", "response_samples",
+)  # fmt: skip
+WRITE_TIME = {"refreshed_at"}
+
+
+def table_snapshot(
+    dataset: str, tables: tuple[str, ...] = REFRESH_TABLES
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Each table's rows as sorted (column, value) tuples without the write time,
+    in a stable order: two refreshes that wrote the same data compare equal."""
+    out = {}
+    for table in tables:
+        rows = [
+            tuple(sorted((k, v) for k, v in row.items() if k not in WRITE_TIME))
+            for row in table_rows(dataset, table)
+        ]
+        out[table] = sorted(rows, key=repr)
+    return out
+
+
 def latest_runs(dataset: str) -> list[dict[str, Any]]:
     """One row per run (its latest), oldest run first."""
     client = clients.bigquery_client()

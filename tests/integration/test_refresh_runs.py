@@ -25,6 +25,7 @@ from tests.integration.refresh_support import (
     latest_runs,
     post_refresh,
     table_rows,
+    table_snapshot,
     us,
     utc,
 )
@@ -43,18 +44,6 @@ def _dates(sc: scenario.Scenario) -> set[date]:
     return {sc.first_day + timedelta(days=i) for i in range(sc.days)}
 
 
-def _snapshot(dataset: str, tables: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
-    """Each table's rows as sorted tuples, without refreshed_at (the run's time)."""
-    out = {}
-    for table in tables:
-        rows = [
-            tuple(sorted((k, repr(v)) for k, v in r.items() if k != "refreshed_at"))
-            for r in table_rows(dataset, table)
-        ]
-        out[table] = sorted(rows)
-    return out
-
-
 def _backfill(sc: scenario.Scenario, expect: int = 200) -> Any:
     return post_refresh(
         {"start": sc.first_day.isoformat(), "end": sc.last_day.isoformat()}, expect=expect
@@ -65,10 +54,10 @@ def test_same_refresh_twice_gives_identical_tables(ingest_client: Any, bq_datase
     sc = _small(11)
     scenario.push(sc, Traffic(ingest_client))
     first = _backfill(sc)
-    tables = _snapshot(bq_dataset, DAILY + MIRROR)
+    tables = table_snapshot(bq_dataset, DAILY + MIRROR)
     second = _backfill(sc)
     assert second["dates"] == first["dates"]
-    assert _snapshot(bq_dataset, DAILY + MIRROR) == tables
+    assert table_snapshot(bq_dataset, DAILY + MIRROR) == tables
     assert tables["daily_metrics"], "the scenario produced no rows"
     assert_tables_match(bq_dataset, expected(sc.agent_msgs, sc.user_msgs, sc.typing, _dates(sc)))
 
@@ -82,7 +71,7 @@ def test_crash_between_mirror_and_metrics_then_rerun(
     scenario.push(sc, traffic)
     time.sleep(0.6)  # past the overlap margin: the next run reads only what changes now
     _backfill(sc)
-    before = _snapshot(bq_dataset, DAILY)
+    before = table_snapshot(bq_dataset, DAILY)
 
     # More traffic arrives: one more message, read the next day.
     traffic.agent_messages([("late-msg", "agent-a", "+15550009999", utc(2026, 2, 3, 10))])
@@ -96,7 +85,7 @@ def test_crash_between_mirror_and_metrics_then_rerun(
     assert "retry" in failed["error"]
     # The mirror already has the new message; the daily tables are the previous run's.
     assert "late-msg" in {r["message_id"] for r in table_rows(bq_dataset, "agent_messages")}
-    assert _snapshot(bq_dataset, DAILY) == before
+    assert table_snapshot(bq_dataset, DAILY) == before
     runs = latest_runs(bq_dataset)
     assert [r["status"] for r in runs] == ["succeeded", "failed"]
     assert "injected: BigQuery went away" in runs[-1]["error"]

@@ -25,18 +25,18 @@ from rbm_analytics.core.tables import dataset_path
 from rbm_analytics.refresh import watermark
 from rbm_analytics.refresh.routes import all_streams
 
-from tests.integration.refresh_support import Traffic, latest_runs, table_rows, utc
+from tests.integration.refresh_support import (
+    REFRESH_TABLES,
+    Traffic,
+    latest_runs,
+    table_snapshot,
+    utc,
+)
 from tests.support import PROJECT, REPO_ROOT
 
 START, END = "2026-03-01", "2026-03-05"
 AGENTS = ("acme-agent", "beta-agent")
 KINDS = ("text", "file", "location", "suggestion_reply", "suggestion_action")
-TABLES = (
-    "agent_messages", "user_messages", "user_events",
-    "daily_metrics", "daily_postbacks", "response_samples",
-)  # fmt: skip
-# Columns that record when a row was written, not what it says.
-WRITE_TIME = {"refreshed_at"}
 OVERLAP_S = 0.5
 CHUNK = 20
 
@@ -60,17 +60,6 @@ def _traffic(client: Any, rng: random.Random) -> None:
                 t.user_message(f"u-{mid}", agent, phone, reply, rng.choice(KINDS), f"pb{i % 3}")
         if rng.random() < 0.3:
             t.typing(f"typing-{mid}", agent, phone, at + timedelta(seconds=30))
-
-
-def _snapshot(dataset: str) -> dict[str, list[tuple[Any, ...]]]:
-    out = {}
-    for table in TABLES:
-        rows = [
-            tuple(sorted((k, v) for k, v in row.items() if k not in WRITE_TIME))
-            for row in table_rows(dataset, table)
-        ]
-        out[table] = sorted(rows, key=repr)
-    return out
 
 
 def _refresh(dataset: str, *extra: str) -> dict[str, Any]:
@@ -100,7 +89,7 @@ def test_the_same_data_refreshed_by_1_2_and_4_tasks_gives_identical_tables(
     assert single["status"] == "succeeded"
     backlog = single["documents_read"]
     assert single["chunks"] > 3, "collections should take several chunks"
-    expected = _snapshot(bq_dataset)
+    expected = table_snapshot(bq_dataset)
     assert expected["daily_metrics"] and expected["user_messages"], "nothing was refreshed"
 
     for count in (1, 2, 4):
@@ -114,8 +103,8 @@ def test_the_same_data_refreshed_by_1_2_and_4_tasks_gives_identical_tables(
         assert summary["documents_read"] == backlog
         # Exactly one task (the one that found every stream caught up) ran the daily step.
         assert len(summary["daily_by_task"]) == 1, summary
-        got = _snapshot(dataset)
-        for table in TABLES:
+        got = table_snapshot(dataset)
+        for table in REFRESH_TABLES:
             assert got[table] == expected[table], f"{table} differs with {count} task(s)"
         statuses = {r["status"] for r in latest_runs(dataset)}
         assert "succeeded" in statuses and statuses <= {"succeeded", "mirrored"}, statuses
@@ -124,7 +113,7 @@ def test_the_same_data_refreshed_by_1_2_and_4_tasks_gives_identical_tables(
         if count == 4:
             again = _refresh(dataset, "--tasks", str(count))
             assert again["failed_tasks"] == 0 and len(again["daily_by_task"]) == 1
-            assert _snapshot(dataset) == expected
+            assert table_snapshot(dataset) == expected
 
     # The tasks saved their cursors in one document per stream and dataset,
     # never in the shared state document (which only the daily claim writes).

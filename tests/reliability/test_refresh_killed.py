@@ -21,18 +21,17 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from tests.integration.refresh_support import Traffic, latest_runs, table_rows, utc
+from tests.integration.refresh_support import (
+    Traffic,
+    latest_runs,
+    table_snapshot,
+    utc,
+)
 from tests.support import REPO_ROOT
 
 AGENTS = ("acme-agent", "beta-agent")
 KINDS = ("text", "file", "location", "suggestion_reply", "suggestion_action")
 START, END = "2026-03-01", "2026-03-05"
-TABLES = (
-    "agent_messages", "user_messages", "user_events",
-    "daily_metrics", "daily_postbacks", "response_samples",
-)  # fmt: skip
-# Columns that record when a row was written, not what it says.
-WRITE_TIME = {"refreshed_at"}
 
 
 def _traffic(client: Any, rng: random.Random) -> None:
@@ -55,17 +54,6 @@ def _traffic(client: Any, rng: random.Random) -> None:
                 t.user_message(f"u-{mid}", agent, phone, reply, kind, postback=f"pb{i % 3}")
         if rng.random() < 0.3:
             t.typing(f"typing-{mid}", agent, phone, at + timedelta(seconds=30))
-
-
-def _snapshot(dataset: str) -> dict[str, list[tuple[Any, ...]]]:
-    out = {}
-    for table in TABLES:
-        rows = [
-            tuple(sorted((k, v) for k, v in row.items() if k not in WRITE_TIME))
-            for row in table_rows(dataset, table)
-        ]
-        out[table] = sorted(rows, key=repr)
-    return out
 
 
 OVERLAP_S = 0.5
@@ -133,7 +121,7 @@ def test_backlog_refresh_killed_between_and_in_chunks_then_rerun_matches_clean_r
 
     clean = bq_dataset
     clean_summary = _run_to_end(clean)
-    expected = _snapshot(clean)
+    expected = table_snapshot(clean)
     assert expected["daily_metrics"], "the clean run wrote no daily metrics"
     backlog = clean_summary["documents_read"]
     assert clean_summary["chunks"] == 3  # one chunk per collection
@@ -155,7 +143,7 @@ def test_backlog_refresh_killed_between_and_in_chunks_then_rerun_matches_clean_r
     print(f"kills (phase, nth, delay) -> killed: {list(zip(plan, kills, strict=True))}")
     assert all(kills[:2]), "the refresh finished before it could be killed between chunks"
     final = _run_to_end(killed, SMALL_CHUNK)
-    assert _snapshot(killed) == expected
+    assert table_snapshot(killed) == expected
     # Finished chunks were not read again (at most the chunks in flight were).
     assert final["documents_read"] < backlog - 2 * SMALL_CHUNK
     # A run killed in its mirror step stays visible in refresh_runs as "running".
