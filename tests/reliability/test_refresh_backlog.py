@@ -29,9 +29,10 @@ from tests.integration.refresh_support import (
     post_refresh,
     refresh_client,
     table_rows,
+    table_snapshot,
     utc,
 )
-from tests.reliability.test_refresh_killed import _snapshot, _traffic
+from tests.reliability.test_refresh_killed import _traffic
 
 START, END = "2026-03-01", "2026-03-05"
 DAILY = ("daily_metrics", "daily_postbacks", "response_samples")
@@ -54,7 +55,7 @@ def test_backlog_over_the_time_budget_catches_up_over_retries(
 
     clean = bq_dataset
     post_refresh(body)
-    expected = _snapshot(clean)
+    expected = table_snapshot(clean)
 
     _use_dataset(monkeypatch, f"{clean}_budget")
     chunk = 20 if soak else 60
@@ -84,7 +85,7 @@ def test_backlog_over_the_time_budget_catches_up_over_retries(
     assert answers[-1]["status"] == "succeeded"
     # Caught up: the lag is the overlap plus the run's own time.
     assert answers[-1]["watermark_lag_s"] < answers[0]["watermark_lag_s"]
-    assert _snapshot(f"{clean}_budget") == expected
+    assert table_snapshot(f"{clean}_budget") == expected
     # Every document was read once: no finished chunk was read again.
     assert sum(a["documents_read"] for a in answers) == sum(
         len(table_rows(clean, t)) for t in ("agent_messages", "user_messages", "user_events")
