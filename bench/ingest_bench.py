@@ -317,23 +317,43 @@ def _throughput_at(
     return out
 
 
-# A function that only reads its body: what functions-framework, gunicorn
-# and Flask cost per request, before any of ingest's own work.
+# Functions that only read their body: what each serving stack costs per
+# request before any of ingest's own work. The WSGI one is the threaded
+# gunicorn/Flask stack ``refresh`` and ``export`` run on; the ASGI one is the
+# stack ingest runs on (uvicorn, and the core handed to a request thread).
 _ECHO = """
-def echo(request):
+import asyncio
+
+import functions_framework.aio
+from starlette.responses import Response
+
+from rbm_analytics import web
+
+
+def echo_wsgi(request):
     request.get_data()
     return ("", 204)
+
+
+def _nothing(body):
+    return None
+
+
+@functions_framework.aio.http
+async def echo_asgi(request):
+    body = await request.body()
+    await asyncio.get_running_loop().run_in_executor(web.request_threads(), _nothing, body)
+    return Response(b"", 204)
 """
 
 
 def framework_floor(n: int, concurrency: int = 16) -> harness.Measurement:
-    """CPU per request of the served function's stack alone vs ingest's, same run.
+    """CPU per request of each serving stack alone, and of ingest's, same run.
 
     The same keep-alive load (signed webhook bodies, ``concurrency`` clients,
-    ``THREADS`` = ``concurrency``) against a function that only reads the body
-    and against ingest without storage (every event refused at the signature
-    check, so neither does I/O): the share of the served path's CPU that the
-    serving stack costs whatever the handler does.
+    ``THREADS`` = ``concurrency``) against a function that only reads the
+    body, served as WSGI and as ASGI, and against ingest without storage
+    (every event refused at the signature check, so none does I/O).
     """
     requests = webhook_requests(n, 6, "floor-")
     unsigned = [(path, {**h, "X-Goog-Signature": "AAAA"}, body) for path, h, body in requests]
@@ -343,10 +363,11 @@ def framework_floor(n: int, concurrency: int = 16) -> harness.Measurement:
         env = {**harness.base_env("127.0.0.1:9"), "THREADS": str(concurrency)}
         cost = {}
         for name, target, source, reqs in (
-            ("echo", "echo", tmp / "echo.py", requests),
+            ("WSGI echo", "echo_wsgi", tmp / "echo.py", requests),
+            ("ASGI echo", "echo_asgi", tmp / "echo.py", requests),
             ("ingest", "ingest", harness.REPO / "functions" / "main.py", unsigned),
         ):
-            run_dir = tmp / name
+            run_dir = tmp / target
             run_dir.mkdir()
             with harness.served(target, env, run_dir, source) as fn:
                 assert fn.proc is not None
@@ -357,11 +378,12 @@ def framework_floor(n: int, concurrency: int = 16) -> harness.Measurement:
                 note(f"{name}: {cost[name]:.0f} us CPU per request, statuses {load.statuses}")
     return measurement(
         "ingest.serving_stack_cpu_per_request",
-        cost["echo"],
+        cost["ASGI echo"],
         "us",
-        cost["ingest"],
-        f"reported: a function that only reads the body vs ingest refusing a bad "
-        f"signature (no I/O), {concurrency} keep-alive clients",
+        cost["WSGI echo"],
+        f"reported: a function that only reads the body, served as ASGI (ingest's stack) "
+        f"vs threaded WSGI; ingest refusing a bad signature (no I/O): "
+        f"{cost['ingest']:.0f} us; {concurrency} keep-alive clients",
         None,
     )
 

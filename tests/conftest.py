@@ -81,14 +81,16 @@ def bigquery_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]
 
 @pytest.fixture(scope="session")
 def ingest_app() -> Any:
-    import functions_framework
+    from tests.app_client import create_app
 
-    return functions_framework.create_app("ingest", str(REPO_ROOT / "functions" / "main.py"))
+    return create_app("ingest")
 
 
 @pytest.fixture
 def ingest_client(ingest_app: Any, firestore_host: str) -> Any:
-    return ingest_app.test_client()
+    from tests.app_client import client_for
+
+    return client_for(ingest_app)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

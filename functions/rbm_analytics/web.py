@@ -17,16 +17,30 @@ Every request, whichever function serves it, goes through ``serve``:
    logs its line when the stream ends, with the bytes sent.
 
 Domain modules raise domain errors; only this edge maps them to HTTP.
-``to_flask``/``from_flask`` adapt Flask (what functions-framework hands over)
-to the framework-free ``Request``/``Response`` values the cores use.
+``respond`` adapts Flask (what functions-framework hands a WSGI function:
+``refresh`` and ``export``) and ``respond_asgi`` Starlette (what it hands an
+ASGI function: ``ingest``) to the framework-free ``Request``/``Response``
+values the cores use.
+
+Why ``ingest`` is served as ASGI: on its threaded WSGI stack (gunicorn's
+gthread worker, Flask) the function spent about half of its CPU per event
+in the stack itself, and one instance's requests share one interpreter
+lock. Under uvicorn with its C parser (httptools) and event loop (uvloop)
+the connection handling costs a fraction of that, and only the core runs
+on a thread, one per request in flight (``make bench``:
+ingest.events_per_s_16_clients, ingest.serving_stack_cpu_per_request).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import os
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -44,10 +58,19 @@ from rbm_analytics.core.errors import (
     Unauthenticated,
     Unavailable,
 )
-from rbm_analytics.core.http import Request, Response, json_response, read_body
+from rbm_analytics.core.http import (
+    Request,
+    Response,
+    check_declared_length,
+    json_response,
+    over_limit,
+    read_body,
+)
 
 if TYPE_CHECKING:
     import flask
+    import starlette.requests
+    import starlette.responses
 
 D = TypeVar("D")
 
@@ -259,10 +282,18 @@ def check_settings() -> None:
         logs.error("configuration error: every request will answer 503", error=exc.message)
 
 
-def refuse(name: str, exc: Exception) -> flask.Response:
+def refuse(name: str, exc: Exception) -> Response:
     """An error answered outside any route (the framework's own paths)."""
     fields: dict[str, Any] = {"route": "unknown"}
-    return to_flask(finish(name, error(exc, fields), fields, time.perf_counter()))
+    return finish(name, error(exc, fields), fields, time.perf_counter())
+
+
+def _refused_early(service: Service[Any], path: str, exc: Exception, started: float) -> Response:
+    """A request that failed before the core ran (settings broken, body too
+    large): the same JSON error and one log line as every other error."""
+    route = service.route(path)
+    fields: dict[str, Any] = {"route": route.name if route else "unknown"}
+    return finish(service.name, error(exc, fields), fields, started)
 
 
 def respond(
@@ -270,18 +301,94 @@ def respond(
     request: flask.Request,
     handle: Callable[[Request, float], Response],
 ) -> flask.Response:
-    """Read the body (bounded by the settings' limit) and hand it to ``handle``.
-
-    Failures before the core runs (settings broken, body too large) take the
-    same path as every other error: a JSON error and one log line.
-    """
+    """Read the body (bounded by the settings' limit) and hand it to ``handle``."""
     from rbm_analytics.core.config import get_settings
 
     started = time.perf_counter()
     try:
         req = from_flask(request, get_settings().max_body_bytes)
     except Exception as exc:
-        route = service.route(request.path)
-        fields: dict[str, Any] = {"route": route.name if route else "unknown"}
-        return to_flask(finish(service.name, error(exc, fields), fields, started))
+        return to_flask(_refused_early(service, request.path, exc, started))
     return to_flask(handle(req, started))
+
+
+# --- Starlette adapter (functions-framework's ASGI mode) ---------------------
+
+
+async def from_starlette(request: starlette.requests.Request, limit: int) -> Request:
+    """The framework-free request; raises TooLarge past ``limit`` bytes,
+    having read no more than one chunk past it."""
+    declared = request.headers.get("content-length", "")
+    check_declared_length(int(declared) if declared.isdigit() else None, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise over_limit(limit)
+        chunks.append(chunk)
+    query: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        query.setdefault(key, value)  # the first of repeated keys, as Flask's to_dict()
+    return Request(
+        method=request.method,
+        path=request.url.path,
+        headers=dict(request.headers.items()),
+        body=b"".join(chunks),
+        query=query,
+    )
+
+
+def to_starlette(response: Response) -> starlette.responses.Response:
+    from starlette.responses import Response as StarletteResponse
+    from starlette.responses import StreamingResponse
+
+    if isinstance(response.body, bytes):
+        return StarletteResponse(
+            response.body,
+            status_code=response.status,
+            headers=dict(response.headers),
+            media_type=response.content_type,
+        )
+    return StreamingResponse(
+        iter(response.body),
+        status_code=response.status,
+        headers=dict(response.headers),
+        media_type=response.content_type,
+    )
+
+
+@functools.cache
+def request_threads() -> ThreadPoolExecutor:
+    """The threads the cores of an ASGI function's requests run on.
+
+    Sized by ``THREADS``, functions-framework's own setting for how many
+    requests one instance serves at once (Terraform sets it to the
+    function's concurrency; the same default of 4 per CPU otherwise), so a
+    request never queues behind a full pool while the instance still
+    accepts more.
+    """
+    threads = os.environ.get("THREADS", "").strip()
+    count = int(threads) if threads.isdigit() and int(threads) > 0 else (os.cpu_count() or 1) * 4
+    return ThreadPoolExecutor(max_workers=count, thread_name_prefix="request")
+
+
+async def respond_asgi(
+    service: Service[Any],
+    request: starlette.requests.Request,
+    handle: Callable[[Request, float], Response],
+) -> starlette.responses.Response:
+    """``respond`` for an ASGI function: the body is read on the event loop,
+    ``handle`` (blocking: storage calls) runs on ``request_threads``."""
+    from rbm_analytics.core.config import get_settings
+
+    started = time.perf_counter()
+    try:
+        req = await from_starlette(request, get_settings().max_body_bytes)
+    except Exception as exc:
+        return to_starlette(_refused_early(service, request.url.path, exc, started))
+    # The request's context (functions-framework's execution id) goes along.
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    response = await loop.run_in_executor(request_threads(), context.run, handle, req, started)
+    return to_starlette(response)

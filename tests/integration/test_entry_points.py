@@ -12,9 +12,9 @@ import subprocess
 import sys
 from typing import Any
 
-import functions_framework
 import pytest
 
+from tests.app_client import client_for, create_app
 from tests.support import REPO_ROOT, bearer
 
 MAIN = str(REPO_ROOT / "functions" / "main.py")
@@ -56,7 +56,7 @@ def test_an_unexpected_exception_is_a_json_500_and_one_log_line(
         raise KeyError(LEAK)
 
     monkeypatch.setattr(where, boom)
-    client = functions_framework.create_app(target, MAIN).test_client()
+    client = client_for(create_app(target))
     headers = bearer()
     resp = getattr(client, method)(path, data=body, headers=headers)
     assert resp.status_code == 500
@@ -80,7 +80,7 @@ def test_an_unexpected_exception_is_a_json_500_and_one_log_line(
 def test_refusals_carry_nosniff_and_log_one_line(
     target: str, method: str, path: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    resp = getattr(functions_framework.create_app(target, MAIN).test_client(), method)(path)
+    resp = getattr(client_for(create_app(target)), method)(path)
     assert resp.status_code in (404, 405)
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert resp.get_json()["error"]
@@ -92,7 +92,11 @@ COLD_START = """
 import json, sys
 import functions_framework
 app = functions_framework.create_app(sys.argv[1], sys.argv[2])
-resp = app.test_client().open(sys.argv[3], method=sys.argv[4], data=b"{")
+if hasattr(app, "test_client"):  # WSGI (Flask)
+    resp = app.test_client().open(sys.argv[3], method=sys.argv[4], data=b"{")
+else:  # ASGI (Starlette)
+    from starlette.testclient import TestClient
+    resp = TestClient(app).request(sys.argv[4], sys.argv[3], content=b"{")
 print(json.dumps({"status": resp.status_code, "modules": sorted(sys.modules)}))
 """
 
@@ -157,7 +161,7 @@ def test_a_setting_that_is_no_bigquery_id_is_503_naming_it_in_both_functions(
 ) -> None:  # fmt: skip
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", "127.0.0.1:9")  # never reached
     monkeypatch.setenv(setting, value)
-    resp = getattr(functions_framework.create_app(target, MAIN).test_client(), method)(path)
+    resp = getattr(client_for(create_app(target)), method)(path)
     assert resp.status_code == 503
     assert setting in resp.get_json()["error"]
 
@@ -167,7 +171,7 @@ def test_a_setting_that_is_no_bigquery_id_is_503_naming_it_in_both_functions(
 def test_the_frameworks_own_paths_answer_like_every_other(
     target: str, path: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    resp = functions_framework.create_app(target, MAIN).test_client().get(path)
+    resp = client_for(create_app(target)).get(path)
     assert resp.status_code == 404
     assert resp.headers["Content-Type"] == "application/json"
     assert resp.headers["X-Content-Type-Options"] == "nosniff"

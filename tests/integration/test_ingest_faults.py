@@ -20,6 +20,7 @@ from rbm_analytics.core import clients, collections
 from rbm_analytics.ingest import store
 from rbm_analytics_dev.local import emulators
 
+from tests.app_client import client_for
 from tests.integration.ingest_support import all_documents
 from tests.support import PROJECT, bearer, rbm_sample, rbm_sample_bytes, signed_webhook
 
@@ -112,7 +113,7 @@ def _assert_everything_stored(answers: list[dict[str, int]]) -> None:
 
 
 def test_hung_storage_gives_503_then_resend_lands(ingest_app: Any, own_firestore: Any) -> None:
-    client = ingest_app.test_client()
+    client = client_for(ingest_app)
     # A first request opens the channel, so the outage hits a live connection.
     # A fresh emulator on a busy machine can miss the deadline once or twice.
     warm_body, warm_headers = signed_webhook(rbm_sample_bytes("user_message_location"))
@@ -130,7 +131,7 @@ def test_hung_storage_gives_503_then_resend_lands(ingest_app: Any, own_firestore
 
 
 def test_stopped_storage_gives_503_then_resend_lands(ingest_app: Any, own_firestore: Any) -> None:
-    client = ingest_app.test_client()
+    client = client_for(ingest_app)
     own_firestore.stop()  # the whole process group: connections are refused
     results = _send_all(client)
     _assert_all_503_in_bounded_time(results)

@@ -8,14 +8,12 @@ arrives, and swapping the tenants' secrets is refused without storing a thing.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from rbm_analytics.core import clients
 from rbm_analytics.core.timeutil import now_us
-from rbm_analytics_dev.local.emulators import free_port
 from rbm_analytics_dev.local.sender import Sender, SendError, Target, preflight
 from rbm_analytics_dev.local.simulate import PlanConfig, plan_backfill
 from rbm_analytics_dev.local.stack import (
@@ -24,8 +22,8 @@ from rbm_analytics_dev.local.stack import (
     LOCAL_TENANTS,
     local_target,
 )
-from werkzeug.serving import make_server
 
+from tests.app_client import serve_asgi
 from tests.integration.ingest_support import all_documents, assert_nothing_stored
 
 SEED = 4242
@@ -36,14 +34,8 @@ def served(ingest_app: Any, firestore_host: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("RBM_CLIENT_TOKENS", LOCAL_CLIENT_TOKENS)
     monkeypatch.setenv("AGENT_API_KEYS", LOCAL_AGENT_KEYS)
     clients.reset()
-    server = make_server("127.0.0.1", free_port(), ingest_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serve_asgi(ingest_app) as url:
+        yield url
 
 
 def _plan(agents: int) -> Any:

@@ -38,6 +38,7 @@ from rbm_analytics.core.timeutil import format_us, now_us
 from rbm_analytics.export.format import FORMULA_STARTS
 from rbm_analytics_dev.local import emulators
 
+from tests.app_client import client_for
 from tests.daily_rows import daily
 from tests.integration.ingest_support import stored_bytes
 from tests.support import (
@@ -251,7 +252,7 @@ def test_ingest_hostile_requests(
     emulators.wipe_firestore(firestore_host, PROJECT)
     monkeypatch.setenv("PUBSUB_PUSH_TOKENS", PUSH_TOKENS)
     clients.reset()
-    client = _app("ingest").test_client()
+    client = client_for(_app("ingest"))
     if signed is not None:  # a correctly signed payload, so parsing is reached
         body, signed_headers = signed_webhook(signed)
         headers = {**headers, **signed_headers}
@@ -285,7 +286,7 @@ def test_refresh_hostile_requests(
     warehouse: str, sql_log: list[str], method: str, body: bytes
 ) -> None:
     before = _table_rows(warehouse)
-    resp = _app("refresh").test_client().open("/", method=method, data=body)
+    resp = client_for(_app("refresh")).open("/", method=method, data=body)
     assert resp.status_code < 500, resp.get_data(as_text=True)
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     if resp.status_code != 200:
@@ -320,7 +321,7 @@ def test_refresh_hostile_requests(
 def test_export_hostile_requests(
     warehouse: str, sql_log: list[str], path: str, params: dict[str, str], method: str
 ) -> None:
-    resp = _app("export").test_client().open(path, method=method, query_string=params)
+    resp = client_for(_app("export")).open(path, method=method, query_string=params)
     body = resp.get_data()  # drain the stream: errors inside it must not be 500s either
     assert resp.status_code < 500, body[:500]
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
@@ -377,7 +378,7 @@ def test_exported_text_cells_never_start_a_formula(
     bq.load_table_from_json(rows, table, job_config=config).result()
     query = {"start": "2026-01-01", "end": "2026-01-03", "scale": scale, "status": status,
              "total": total, "metrics": metrics}  # fmt: skip
-    resp = _app("export").test_client().get("/", query_string=query)
+    resp = client_for(_app("export")).get("/", query_string=query)
     assert resp.status_code == 200, resp.get_data()[:300]
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     cells = list(csv.reader(io.StringIO(resp.get_data().decode(), newline="")))
@@ -464,7 +465,7 @@ def test_ingest_answers_the_specified_status(
         monkeypatch.setenv(name, value)
     clients.reset()
     emulators.wipe_firestore(firestore_host, PROJECT)
-    client = _app("ingest").test_client()
+    client = client_for(_app("ingest"))
     now = now_us()
     owner = {"agentId": AGENT_A, "name": "phones/+12223334444/agentMessages/owned",
              "sendTime": format_us(now - 2 * 3_600_000_000)}  # fmt: skip

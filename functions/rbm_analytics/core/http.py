@@ -1,7 +1,8 @@
 """Framework-free request and response values, and the one error handler.
 
-``functions/main.py`` turns Flask requests into ``Request`` and ``Response``
-back into Flask; the core never sees Flask.
+``rbm_analytics.web`` turns the framework's requests (Flask's, or
+Starlette's for the function served as ASGI) into ``Request`` and
+``Response`` back; the core never sees either framework.
 """
 
 from __future__ import annotations
@@ -47,9 +48,19 @@ def json_response(status: int, payload: Any, headers: Mapping[str, str] | None =
 
 def read_body(stream: IO[bytes], content_length: int | None, limit: int) -> bytes:
     """Read at most ``limit`` bytes; a larger body is refused without buffering it."""
-    if content_length is not None and content_length > limit:
-        raise TooLarge(f"request body is {content_length} bytes; the limit is {limit}")
+    check_declared_length(content_length, limit)
     data = stream.read(limit + 1)
     if len(data) > limit:
-        raise TooLarge(f"request body is over the limit of {limit} bytes")
+        raise over_limit(limit)
     return data
+
+
+def check_declared_length(content_length: int | None, limit: int) -> None:
+    """Refuse a body whose declared length is over ``limit`` before reading any of it."""
+    if content_length is not None and content_length > limit:
+        raise TooLarge(f"request body is {content_length} bytes; the limit is {limit}")
+
+
+def over_limit(limit: int) -> TooLarge:
+    """The error for a body that turned out longer than ``limit`` while being read."""
+    return TooLarge(f"request body is over the limit of {limit} bytes")
