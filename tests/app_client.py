@@ -66,6 +66,17 @@ class AsgiResponse:
         return self.get_json()
 
 
+def _header_bytes(value: str | bytes) -> bytes:
+    """A header value as it goes on the wire: Latin-1, as WSGI and ASGI read
+    it back (UTF-8 for what Latin-1 cannot encode); Flask's client takes any str."""
+    if isinstance(value, bytes):
+        return value
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode()
+
+
 class AsgiClient:
     """Flask's test-client calls, sent through Starlette's test client."""
 
@@ -85,7 +96,9 @@ class AsgiClient:
         query_string: Mapping[str, str] | str | None = None,
         **_: Any,
     ) -> AsgiResponse:
-        kwargs: dict[str, Any] = {"headers": dict(headers or {})}
+        kwargs: dict[str, Any] = {
+            "headers": {k: _header_bytes(v) for k, v in (headers or {}).items()}
+        }
         if isinstance(data, (bytes, str)):
             kwargs["content"] = data
         elif data is not None:

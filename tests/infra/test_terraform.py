@@ -135,7 +135,9 @@ def test_tfvars_example_sets_only_declared_variables(tf: hcl.Config) -> None:
 
 def _main_entry_points() -> set[str]:
     tree = ast.parse((REPO_ROOT / "functions" / "main.py").read_text())
-    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    return {
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
 
 
 def test_three_functions_with_the_fixed_entry_points_and_runtime(tf: hcl.Config) -> None:

@@ -201,7 +201,7 @@ def parse_tasks(raw: str, what: str) -> int:
 def defined_functions(source: Path) -> tuple[str, ...]:
     """Which of the three entry points ``source`` defines."""
     tree = ast.parse(source.read_text(encoding="utf-8"), str(source))
-    names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     return tuple(f for f in FUNCTIONS if f in names)
 
 
