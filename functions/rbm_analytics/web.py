@@ -26,21 +26,19 @@ Why ``ingest`` is served as ASGI: on its threaded WSGI stack (gunicorn's
 gthread worker, Flask) the function spent about half of its CPU per event
 in the stack itself, and one instance's requests share one interpreter
 lock. Under uvicorn with its C parser (httptools) and event loop (uvloop)
-the connection handling costs a fraction of that, and only the core runs
-on a thread, one per request in flight (``make bench``:
-ingest.events_per_s_16_clients, ingest.serving_stack_cpu_per_request).
+the connection handling costs a fraction of that; its requests are
+coroutines (``serve_async``), so none needs a thread of its own: handing
+each to a thread cost about as much again as the whole ASGI stack
+(``make bench``: ingest.events_per_s_16_clients,
+ingest.serving_stack_cpu_per_request).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import os
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -73,6 +71,9 @@ if TYPE_CHECKING:
     import starlette.responses
 
 D = TypeVar("D")
+# What a route's handler returns: a Response, or (an ASGI function's) an
+# awaitable of one.
+R = TypeVar("R")
 
 # The one place a domain error becomes an HTTP status (most specific first).
 STATUSES: tuple[tuple[type[DomainError], int], ...] = (
@@ -99,14 +100,14 @@ INTERNAL_ERROR = "internal error; nothing was changed by this request"
 
 
 @dataclass(frozen=True)
-class Route(Generic[D]):
+class Route(Generic[D, R]):
     """One route: ``path`` exactly (with or without a trailing slash) or, with
     ``prefix``, every path under it; ``handler`` gets the request, the
     service's dependencies and the log fields it may add to."""
 
     name: str
     methods: tuple[str, ...]
-    handler: Callable[[Request, D, dict[str, Any]], Response]
+    handler: Callable[[Request, D, dict[str, Any]], R]
     path: str = "/"
     prefix: bool = False
 
@@ -117,19 +118,33 @@ class Route(Generic[D]):
 
 
 @dataclass(frozen=True)
-class Service(Generic[D]):
+class Service(Generic[D, R]):
     """A function's routes, and what a 404 tells the caller to use instead."""
 
     name: str
-    routes: Sequence[Route[D]]
+    routes: Sequence[Route[D, R]]
     usage: str
 
-    def route(self, path: str) -> Route[D] | None:
+    def route(self, path: str) -> Route[D, R] | None:
         return next((r for r in self.routes if r.matches(path)), None)
+
+    def checked(self, request: Request, fields: dict[str, Any]) -> Route[D, R]:
+        """The route ``request`` goes to (named in ``fields``, with the trace),
+        or the 404 or 405 it gets."""
+        route = self.route(request.path)
+        fields.setdefault("route", route.name if route else "unknown")
+        trace = _trace(request)
+        if trace:
+            fields["logging.googleapis.com/trace"] = trace
+        if route is None:
+            raise NotFound(f"no such route; {self.usage}")
+        if request.method not in route.methods:
+            raise MethodNotAllowed(request.method, route.methods)
+        return route
 
 
 def serve(
-    service: Service[D],
+    service: Service[D, Response],
     request: Request,
     deps: Callable[[], D],
     *,
@@ -145,17 +160,26 @@ def serve(
     """
     started = time.perf_counter() if started is None else started
     fields = {} if fields is None else fields
-    route = service.route(request.path)
-    fields.setdefault("route", route.name if route else "unknown")
-    trace = _trace(request)
-    if trace:
-        fields["logging.googleapis.com/trace"] = trace
     try:
-        if route is None:
-            raise NotFound(f"no such route; {service.usage}")
-        if request.method not in route.methods:
-            raise MethodNotAllowed(request.method, route.methods)
-        response = route.handler(request, deps(), fields)
+        response = service.checked(request, fields).handler(request, deps(), fields)
+    except Exception as exc:
+        response = error(exc, fields)
+    return finish(service.name, response, fields, started)
+
+
+async def serve_async(
+    service: Service[D, Awaitable[Response]],
+    request: Request,
+    deps: Callable[[], D],
+    *,
+    fields: dict[str, Any] | None = None,
+    started: float | None = None,
+) -> Response:
+    """``serve`` for a service whose handlers are coroutines."""
+    started = time.perf_counter() if started is None else started
+    fields = {} if fields is None else fields
+    try:
+        response = await service.checked(request, fields).handler(request, deps(), fields)
     except Exception as exc:
         response = error(exc, fields)
     return finish(service.name, response, fields, started)
@@ -288,7 +312,9 @@ def refuse(name: str, exc: Exception) -> Response:
     return finish(name, error(exc, fields), fields, time.perf_counter())
 
 
-def _refused_early(service: Service[Any], path: str, exc: Exception, started: float) -> Response:
+def _refused_early(
+    service: Service[Any, Any], path: str, exc: Exception, started: float
+) -> Response:
     """A request that failed before the core ran (settings broken, body too
     large): the same JSON error and one log line as every other error."""
     route = service.route(path)
@@ -297,7 +323,7 @@ def _refused_early(service: Service[Any], path: str, exc: Exception, started: fl
 
 
 def respond(
-    service: Service[Any],
+    service: Service[Any, Any],
     request: flask.Request,
     handle: Callable[[Request, float], Response],
 ) -> flask.Response:
@@ -358,28 +384,13 @@ def to_starlette(response: Response) -> starlette.responses.Response:
     )
 
 
-@functools.cache
-def request_threads() -> ThreadPoolExecutor:
-    """The threads the cores of an ASGI function's requests run on.
-
-    Sized by ``THREADS``, functions-framework's own setting for how many
-    requests one instance serves at once (Terraform sets it to the
-    function's concurrency; the same default of 4 per CPU otherwise), so a
-    request never queues behind a full pool while the instance still
-    accepts more.
-    """
-    threads = os.environ.get("THREADS", "").strip()
-    count = int(threads) if threads.isdigit() and int(threads) > 0 else (os.cpu_count() or 1) * 4
-    return ThreadPoolExecutor(max_workers=count, thread_name_prefix="request")
-
-
 async def respond_asgi(
-    service: Service[Any],
+    service: Service[Any, Any],
     request: starlette.requests.Request,
-    handle: Callable[[Request, float], Response],
+    handle: Callable[[Request, float], Awaitable[Response]],
 ) -> starlette.responses.Response:
-    """``respond`` for an ASGI function: the body is read on the event loop,
-    ``handle`` (blocking: storage calls) runs on ``request_threads``."""
+    """``respond`` for an ASGI function: the body is read, and ``handle``
+    awaited, on the event loop."""
     from rbm_analytics.core.config import get_settings
 
     started = time.perf_counter()
@@ -387,8 +398,4 @@ async def respond_asgi(
         req = await from_starlette(request, get_settings().max_body_bytes)
     except Exception as exc:
         return to_starlette(_refused_early(service, request.url.path, exc, started))
-    # The request's context (functions-framework's execution id) goes along.
-    context = contextvars.copy_context()
-    loop = asyncio.get_running_loop()
-    response = await loop.run_in_executor(request_threads(), context.run, handle, req, started)
-    return to_starlette(response)
+    return to_starlette(await handle(req, started))

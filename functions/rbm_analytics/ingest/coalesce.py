@@ -22,13 +22,23 @@ requests can share an RPC without sharing an outcome:
   each request's own retry policy decides what to do; an RPC refused as
   invalid (one bad write would spoil its neighbours) sends each of its
   writes again on its own, so only the bad one fails.
+
+``Coalescer`` serves threads (a request waits on an event; the thread that
+finds no RPC under way sends one itself). ``AsyncCoalescer`` serves
+coroutines on one event loop, as ingest's requests are: a request waits on
+a future, and the RPC itself runs on a small thread pool, so the loop never
+blocks and no request needs a thread of its own. Both form batches and
+answer them with the same rules.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -70,113 +80,59 @@ class _Slot:
 
     __slots__ = ("alone", "done", "error", "event", "item", "lead", "name", "result", "sent")
 
-    def __init__(self, item: Any, name: str, alone: bool) -> None:
+    def __init__(self, item: Any, name: str, alone: bool, event: Any = None) -> None:
         self.item = item
         self.name = name
         self.alone = alone
-        self.event = threading.Event()
+        # What the waiter waits on: a threading.Event, or an asyncio.Future.
+        self.event = event
         self.sent = False
         self.lead = False  # handed the right to send the next RPC
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
 
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
 
 class _Isolate(Exception):
     """The shared RPC was refused as invalid: send this write on its own."""
 
 
-class Coalescer:
-    """Sends items concurrently submitted, each for one document, through
-    ``send`` (one RPC for many items; at most one item per document)."""
+class _Batches:
+    """The pending items, how they form an RPC, and how its answer is shared out."""
 
-    def __init__(
-        self, send: Send, *, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
-    ) -> None:
+    def __init__(self, send: Send, max_batch: int, max_in_flight: int) -> None:
         self._send = send
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
-        self._lock = threading.Lock()
         self._pending: deque[_Slot] = deque()
         self._in_flight = 0
 
-    def submit(self, item: Any, name: str, timeout: float) -> Any:
-        """Send ``item`` (for document ``name``); its result, or the error of its status.
-
-        ``timeout`` bounds the RPC and the wait for one to take this item.
-        """
-        try:
-            return self._submit(item, name, timeout, alone=False)
-        except _Isolate:
-            return self._submit(item, name, timeout, alone=True)
-
-    def write(self, write: Any, timeout: float) -> Any:
-        """Apply one ``Write`` protobuf; its ``WriteResult``, or the error of its status."""
-        return self.submit(write, write.update.name, timeout)
-
-    def _submit(self, item: Any, name: str, timeout: float, *, alone: bool) -> Any:
-        slot = _Slot(item, name, alone)
-        with self._lock:
-            self._pending.append(slot)
-            if self._in_flight < self._max_in_flight:
-                self._in_flight += 1
-                slot.lead = True
-        while not slot.done:
-            if slot.lead:
-                slot.lead = False
-                self._send_next(timeout)
+    def _take_batch(self) -> list[_Slot]:
+        """The next RPC's items: in order, one per document, an ``alone`` item by itself."""
+        batch: list[_Slot] = []
+        names: set[str] = set()
+        kept: deque[_Slot] = deque()
+        while self._pending and len(batch) < self._max_batch:
+            slot = self._pending.popleft()
+            if slot.name in names or (slot.alone and batch):
+                kept.append(slot)
                 continue
-            if not slot.event.wait(timeout):
-                with self._lock:
-                    if not slot.sent and not slot.lead:
-                        self._pending.remove(slot)
-                        raise _error(4, "no RPC took this item in time")
-                # Sent (the RPC's own timeout bounds it) or just handed the lead.
-                continue
-            slot.event.clear()
-        if slot.error is not None:
-            raise slot.error
-        return slot.result
-
-    def _send_next(self, timeout: float) -> None:
-        """Send one RPC of pending writes, then hand the right to send on."""
-        batch = self._take()
-        try:
-            if batch:
-                self._answer(batch, timeout)
-        finally:
-            with self._lock:
-                nxt = self._pending[0] if self._pending else None
-                if nxt is None:
-                    self._in_flight -= 1
-                else:
-                    nxt.lead = True
-            if nxt is not None:
-                nxt.event.set()
-            for slot in batch:
-                slot.done = True
-                slot.event.set()
-
-    def _take(self) -> list[_Slot]:
-        with self._lock:
-            batch: list[_Slot] = []
-            names: set[str] = set()
-            kept: deque[_Slot] = deque()
-            while self._pending and len(batch) < self._max_batch:
-                slot = self._pending.popleft()
-                if slot.name in names or (slot.alone and batch):
-                    kept.append(slot)
-                    continue
-                batch.append(slot)
-                names.add(slot.name)
-                if slot.alone:
-                    break
-            for slot in batch:
-                slot.sent = True
-            self._pending.extendleft(reversed(kept))
-            return batch
+            batch.append(slot)
+            names.add(slot.name)
+            if slot.alone:
+                break
+        for slot in batch:
+            slot.sent = True
+        self._pending.extendleft(reversed(kept))
+        return batch
 
     def _answer(self, batch: list[_Slot], timeout: float) -> None:
+        """Send one RPC for ``batch`` and set each item's result or error."""
         for slot in batch:
             # Until its status says otherwise, an item has not succeeded.
             slot.error = _error(2, "the RPC gave no answer for this item")
@@ -195,3 +151,148 @@ class Coalescer:
                 slot.result, slot.error = result, None
             else:
                 slot.error = _error(code, message)
+
+
+class Coalescer(_Batches):
+    """Sends items concurrently submitted from threads, each for one document,
+    through ``send`` (one RPC for many items; at most one item per document)."""
+
+    def __init__(
+        self, send: Send, *, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
+    ) -> None:
+        super().__init__(send, max_batch, max_in_flight)
+        self._lock = threading.Lock()
+
+    def submit(self, item: Any, name: str, timeout: float) -> Any:
+        """Send ``item`` (for document ``name``); its result, or the error of its status.
+
+        ``timeout`` bounds the RPC and the wait for one to take this item.
+        """
+        try:
+            return self._submit(item, name, timeout, alone=False)
+        except _Isolate:
+            return self._submit(item, name, timeout, alone=True)
+
+    def write(self, write: Any, timeout: float) -> Any:
+        """Apply one ``Write`` protobuf; its ``WriteResult``, or the error of its status."""
+        return self.submit(write, write.update.name, timeout)
+
+    def _submit(self, item: Any, name: str, timeout: float, *, alone: bool) -> Any:
+        slot = _Slot(item, name, alone, threading.Event())
+        with self._lock:
+            self._pending.append(slot)
+            if self._in_flight < self._max_in_flight:
+                self._in_flight += 1
+                slot.lead = True
+        while not slot.done:
+            if slot.lead:
+                slot.lead = False
+                self._send_next(timeout)
+                continue
+            if not slot.event.wait(timeout):
+                with self._lock:
+                    if not slot.sent and not slot.lead:
+                        self._pending.remove(slot)
+                        raise _error(4, "no RPC took this item in time")
+                # Sent (the RPC's own timeout bounds it) or just handed the lead.
+                continue
+            slot.event.clear()
+        return slot.outcome()
+
+    def _send_next(self, timeout: float) -> None:
+        """Send one RPC of pending writes, then hand the right to send on."""
+        with self._lock:
+            batch = self._take_batch()
+        try:
+            if batch:
+                self._answer(batch, timeout)
+        finally:
+            with self._lock:
+                nxt = self._pending[0] if self._pending else None
+                if nxt is None:
+                    self._in_flight -= 1
+                else:
+                    nxt.lead = True
+            if nxt is not None:
+                nxt.event.set()
+            for slot in batch:
+                slot.done = True
+                slot.event.set()
+
+
+class AsyncCoalescer(_Batches):
+    """``Coalescer`` for coroutines of one event loop (only that loop's thread
+    touches its state, so it needs no lock); each RPC runs on ``executor``."""
+
+    def __init__(
+        self,
+        send: Send,
+        executor: Executor,
+        *,
+        max_batch: int = MAX_BATCH,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
+        super().__init__(send, max_batch, max_in_flight)
+        self._executor = executor
+
+    async def submit(self, item: Any, name: str, timeout: float) -> Any:
+        """As ``Coalescer.submit``, awaited."""
+        try:
+            return await self._submit(item, name, timeout, alone=False)
+        except _Isolate:
+            return await self._submit(item, name, timeout, alone=True)
+
+    async def write(self, write: Any, timeout: float) -> Any:
+        """As ``Coalescer.write``, awaited."""
+        return await self.submit(write, write.update.name, timeout)
+
+    async def _submit(self, item: Any, name: str, timeout: float, *, alone: bool) -> Any:
+        loop = asyncio.get_running_loop()
+        slot = _Slot(item, name, alone, loop.create_future())
+        self._pending.append(slot)
+        if self._in_flight < self._max_in_flight:
+            self._in_flight += 1
+            self._send_next(loop, timeout)
+        if slot.sent:
+            # In an RPC already: that RPC's own timeout bounds the wait.
+            await slot.event
+        else:
+            expiry = loop.call_later(timeout, self._expire, slot)
+            try:
+                await slot.event
+            finally:
+                expiry.cancel()
+        return slot.outcome()
+
+    def _expire(self, slot: _Slot) -> None:
+        if not slot.sent:
+            self._pending.remove(slot)
+            slot.error = _error(4, "no RPC took this item in time")
+            _wake(slot)
+
+    def _send_next(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        """Send one RPC of pending items, or, with none, leave one fewer in flight."""
+        batch = self._take_batch()
+        if not batch:
+            self._in_flight -= 1
+            return
+        sent = loop.run_in_executor(self._executor, self._answer, batch, timeout)
+        sent.add_done_callback(functools.partial(self._answered, loop, batch, timeout))
+
+    def _answered(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[_Slot],
+        timeout: float,
+        _: asyncio.Future[None],
+    ) -> None:
+        for slot in batch:
+            slot.done = True
+            _wake(slot)
+        self._send_next(loop, timeout)
+
+
+def _wake(slot: _Slot) -> None:
+    # A waiter that was cancelled (its client went away) has nothing to wake.
+    if not slot.event.done():
+        slot.event.set_result(None)

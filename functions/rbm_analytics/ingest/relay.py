@@ -22,10 +22,10 @@ instance); nothing is retried here, since RBM's redelivery is the retry.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
@@ -138,10 +138,14 @@ class Relay:
         outcome: Outcome = "ok" if 200 <= resp.status < 300 else "status"
         return Forwarded(outcome, resp.status, _ms(started))
 
-    def alongside(
-        self, url: str, request: Request, work: Callable[[], T], fields: dict[str, Any]
+    async def alongside(
+        self,
+        url: str,
+        request: Request,
+        work: Callable[[], Awaitable[T]],
+        fields: dict[str, Any],
     ) -> T:
-        """Run ``work`` (the store write) while ``request`` is forwarded to ``url``.
+        """Await ``work`` (the store write) while ``request`` is forwarded to ``url``.
 
         Returns ``work``'s result once both succeeded. Raises ``work``'s own
         error if it failed (after the forward finished, so its outcome is in
@@ -151,9 +155,9 @@ class Relay:
         submitted = time.perf_counter()
         future = self._executor.submit(self.forward, url, request.body, headers)
         try:
-            result = work()
+            result = await work()
         finally:
-            forwarded = self._wait(future, submitted)
+            forwarded = await self._wait(future, submitted)
             fields.update(forwarded.log_fields())
         if not forwarded.ok:
             reason = (
@@ -168,13 +172,15 @@ class Relay:
             raise ForwardFailed(f"the agent's webhook {reason}; retry later")
         return result
 
-    def _wait(self, future: Future[Forwarded], submitted: float) -> Forwarded:
+    async def _wait(self, future: Future[Forwarded], submitted: float) -> Forwarded:
         # urllib3's total timeout bounds the connect and each read; this
         # bounds the whole forward, however slowly the bot dribbles its answer.
         remaining = self.timeout_s - (time.perf_counter() - submitted)
         try:
-            return future.result(timeout=max(0.0, remaining) + 0.5)
-        except FutureTimeout:
+            return await asyncio.wait_for(
+                asyncio.wrap_future(future), timeout=max(0.0, remaining) + 0.5
+            )
+        except TimeoutError:
             return Forwarded("timeout", None, _ms(submitted))
         except Exception:  # a bug in forward(): still a 503, never a lost event
             return Forwarded("error", None, _ms(submitted))

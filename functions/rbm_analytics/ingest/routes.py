@@ -21,7 +21,7 @@ Statuses:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +61,7 @@ class Deps:
     relay: Relay
 
 
-def handle(
+async def handle(
     request: Request,
     settings: Settings,
     store_factory: Callable[[], Store],
@@ -72,8 +72,9 @@ def handle(
     """Serve one ingest request and write its one log line (statuses above).
 
     ``relay`` forwards verified webhook requests (default: the settings' one).
+    A coroutine: storage is awaited, so a request holds no thread.
     """
-    return web.serve(
+    return await web.serve_async(
         SERVICE,
         request,
         lambda: Deps(settings, store_factory, relay or Relay.from_settings(settings)),
@@ -82,7 +83,7 @@ def handle(
     )
 
 
-def _webhook(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
+async def _webhook(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
     settings = deps.settings
     doc = parse_json(request.body)
     handshake = parse_handshake(doc)
@@ -95,19 +96,19 @@ def _webhook(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
 
     data = envelope_data(doc)
     grant = verify_signature(data, request.header("X-Goog-Signature"), settings.rbm_client_tokens)
-    return _accept(request, doc, data, deps, fields, grant)
+    return await _accept(request, doc, data, deps, fields, grant)
 
 
-def _pubsub(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
+async def _pubsub(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
     # Pub/Sub sends no signature: the secret in the push endpoint's URL
     # authenticates it (checked before the body is even parsed).
     grant = verify_push_token(request.query.get("token"), deps.settings.pubsub_push_tokens)
     doc = parse_json(request.body)
     data = envelope_data(doc)
-    return _accept(request, doc, data, deps, fields, grant)
+    return await _accept(request, doc, data, deps, fields, grant)
 
 
-def _accept(
+async def _accept(
     request: Request,
     doc: Any,
     data: bytes,
@@ -125,7 +126,7 @@ def _accept(
         fields.update(kind="AGENT_LAUNCH_EVENT", agent_id=agent_id)
         target = relay.target(agent_id)
         if target is not None:
-            relay.alongside(target, request, lambda: None, fields)
+            await relay.alongside(target, request, _nothing, fields)
         fields["outcome"] = "ignored"
         return json_response(200, {"stored": 0, "duplicate": 0, "ignored": 1})
     record = parse_webhook_payload(
@@ -140,14 +141,22 @@ def _accept(
     store = _store(deps.store_factory)
     target = relay.target(record.agent_id)
     if target is None:
-        return _stored(store.put(record), fields)
+        return _stored(await store.put_async(record), fields)
+
+    async def store_it() -> Response:
+        return _stored(await store.put_async(record), fields)
+
     # Verified and valid: only now may it reach the bot, while it is stored.
     # The counts go in the log line even when the forward then fails (a 503
     # after "stored": 1 means the redelivery will be a duplicate).
-    return relay.alongside(target, request, lambda: _stored(store.put(record), fields), fields)
+    return await relay.alongside(target, request, store_it, fields)
 
 
-def _agent_messages(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
+async def _nothing() -> None:
+    return None
+
+
+async def _agent_messages(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
     settings, store_factory = deps.settings, deps.store_factory
     grant = verify_bearer(request.header("Authorization"), settings.agent_api_keys)
     body = parse_json(request.body)
@@ -162,7 +171,7 @@ def _agent_messages(request: Request, deps: Deps, fields: dict[str, Any]) -> Res
     batch = isinstance(body, dict) and "agentMessages" in body
     for i, rec in enumerate(records):
         grant.require(rec.agent_id, f"agentMessages[{i}].agentId" if batch else "agentId")
-    counts = _store(store_factory).put_agent_messages(records)
+    counts = await _store(store_factory).put_agent_messages_async(records)
     if counts.conflicts:
         fields["message_ids"] = list(counts.conflicts[:10])
         raise Conflict(_conflict_message(counts.conflicts))
@@ -214,7 +223,7 @@ def _stored(counts: WriteCounts, fields: dict[str, Any]) -> Response:
     return json_response(200, body)
 
 
-SERVICE = web.Service(
+SERVICE: web.Service[Deps, Awaitable[Response]] = web.Service(
     "ingest",
     (
         web.Route("webhook", ("POST",), _webhook, "/"),
@@ -225,6 +234,8 @@ SERVICE = web.Service(
 )
 
 
-def serve_default(request: Request, started: float) -> Response:
+async def serve_default(request: Request, started: float) -> Response:
     """``handle`` with the instance's settings and store (the deployed function)."""
-    return handle(request, get_settings(), event_store, relay=instance_relay(), started=started)
+    return await handle(
+        request, get_settings(), event_store, relay=instance_relay(), started=started
+    )

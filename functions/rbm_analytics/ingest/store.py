@@ -42,6 +42,11 @@ User messages and user events are immutable and written with ``create()``
 (one round trip); ``AlreadyExists`` is a duplicate — or, for a user message
 whose id another agent already used, a conflict (only then is it read).
 
+Each of those flows is written once, as a generator of storage steps (read
+these documents, commit these writes) that decides from each step's result;
+``put`` runs the steps with blocking calls, ``put_async`` awaits them (the
+deployed function's requests are coroutines).
+
 ``updated_at`` is Firestore's commit time (server timestamp): the refresh reads
 documents changed since its watermark. ``shard`` (``core.shards``, from the
 document id alone, so every write of a document repeats the same value) spreads
@@ -51,7 +56,8 @@ that index over SHARD_COUNT ranges. ``expire_at`` feeds the TTL policy.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -87,9 +93,30 @@ T = TypeVar("T")
 class Store(Protocol):
     """What ingest needs from storage (a Protocol, so tests can swap backends)."""
 
-    def put(self, record: WebhookRecord) -> WriteCounts: ...
+    async def put_async(self, record: WebhookRecord) -> WriteCounts: ...
 
-    def put_agent_messages(self, records: Sequence[AgentMessage]) -> WriteCounts: ...
+    async def put_agent_messages_async(self, records: Sequence[AgentMessage]) -> WriteCounts: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Get:
+    """Step: read ``fields`` of these documents (a dict of the existing ones by id)."""
+
+    collection: str
+    doc_ids: Sequence[str]
+    fields: Sequence[str] = AGENT_MESSAGE_STATE
+
+
+@dataclass(frozen=True, slots=True)
+class _Commit:
+    """Step: commit these writes atomically (raises ``_Changed`` into the flow
+    when a precondition fails)."""
+
+    docs: list[DocWrite]
+
+
+# A storage flow: yields steps, is sent each step's result, returns its counts.
+Steps = Generator[_Get | _Commit, Any, T]
 
 
 def user_event_id(agent_id: str, event_id: str, user_key: str) -> str:
@@ -127,26 +154,42 @@ class FirestoreStore:
         self._deadline_s = deadline_s
         # Retries transient errors, but never past the deadline: the sender
         # gets a 503 in bounded time instead of a hung request.
-        self._retry = gretry.Retry(
-            initial=0.1,
-            maximum=1.0,
-            multiplier=2.0,
-            timeout=deadline_s,
-            predicate=gretry.if_transient_error,
-        )
+        backoff: dict[str, Any] = {
+            "initial": 0.1,
+            "maximum": 1.0,
+            "multiplier": 2.0,
+            "timeout": deadline_s,
+            "predicate": gretry.if_transient_error,
+        }
+        self._retry = gretry.Retry(**backoff)
+        self._async_retry = gretry.AsyncRetry(**backoff)
 
     # -- writes -------------------------------------------------------------
     def put(self, record: WebhookRecord) -> WriteCounts:
         """Store one webhook record; a receipt for another agent's message is a conflict."""
+        return self._run(self._put(record))
+
+    async def put_async(self, record: WebhookRecord) -> WriteCounts:
+        """``put``, awaited."""
+        return await self._run_async(self._put(record))
+
+    def put_agent_messages(self, records: Sequence[AgentMessage]) -> WriteCounts:
+        """All records in one atomic commit, or — when any names a message another
+        agent owns — none, with those message ids in ``conflicts``."""
+        return self._run(self._put_agent_messages(records))
+
+    async def put_agent_messages_async(self, records: Sequence[AgentMessage]) -> WriteCounts:
+        """``put_agent_messages``, awaited."""
+        return await self._run_async(self._put_agent_messages(records))
+
+    def _put(self, record: WebhookRecord) -> Steps[WriteCounts]:
         if isinstance(record, Receipt):
             return self._attempts(lambda: self._put_receipt(record))
         if isinstance(record, UserMessage):
             return self._put_user_message(record)
         return self._create(self.user_event_write(record))
 
-    def put_agent_messages(self, records: Sequence[AgentMessage]) -> WriteCounts:
-        """All records in one atomic commit, or — when any names a message another
-        agent owns — none, with those message ids in ``conflicts``."""
+    def _put_agent_messages(self, records: Sequence[AgentMessage]) -> Steps[WriteCounts]:
         unique: dict[str, AgentMessage] = {}
         conflicts: set[str] = set()
         for rec in records:
@@ -157,12 +200,12 @@ class FirestoreStore:
                 unique[rec.message_id] = rec
         if conflicts:
             return WriteCounts(conflicts=tuple(sorted(conflicts)))
-        counts = self._attempts(lambda: self._put_sent(unique))
+        counts = yield from self._attempts(lambda: self._put_sent(unique))
         in_request_duplicates = 0 if counts.conflicts else len(records) - len(unique)
         return counts + WriteCounts(duplicate=in_request_duplicates)
 
-    def _put_sent(self, unique: dict[str, AgentMessage]) -> WriteCounts:
-        snaps = self._get(AGENT_MESSAGES, unique)
+    def _put_sent(self, unique: dict[str, AgentMessage]) -> Steps[WriteCounts]:
+        snaps: dict[str, Snapshot] = yield _Get(AGENT_MESSAGES, list(unique))
         conflicts = tuple(
             sorted(
                 mid
@@ -178,25 +221,26 @@ class FirestoreStore:
             if _earlier(rec.sent_us, snaps.get(mid), "sent_at_us")
         ]
         if writes:
-            self._commit(writes)
+            yield _Commit(writes)
         return WriteCounts(stored=len(writes), duplicate=len(unique) - len(writes))
 
-    def _put_receipt(self, rec: Receipt) -> WriteCounts:
-        snap = self._get(AGENT_MESSAGES, [rec.message_id]).get(rec.message_id)
+    def _put_receipt(self, rec: Receipt) -> Steps[WriteCounts]:
+        snaps: dict[str, Snapshot] = yield _Get(AGENT_MESSAGES, (rec.message_id,))
+        snap = snaps.get(rec.message_id)
         if _owner(snap) not in (None, rec.agent_id):
             return WriteCounts(conflicts=(rec.message_id,))
         if not _earlier(rec.event_us, snap, f"{_prefix(rec)}_at_us"):
             return WriteCounts(duplicate=1)
-        self._commit([self.receipt_write(rec, snap)])
+        yield _Commit([self.receipt_write(rec, snap)])
         return WriteCounts(stored=1)
 
-    def _put_user_message(self, rec: UserMessage) -> WriteCounts:
+    def _put_user_message(self, rec: UserMessage) -> Steps[WriteCounts]:
         try:
-            self._commit([self.user_message_write(rec)])
+            yield _Commit([self.user_message_write(rec)])
         except _Changed:
             # Only now is it read: was the id another agent's?
-            snap = self._get(USER_MESSAGES, [rec.message_id], ("agent_id",)).get(rec.message_id)
-            if _owner(snap) not in (None, rec.agent_id):
+            snaps: dict[str, Snapshot] = yield _Get(USER_MESSAGES, (rec.message_id,), ("agent_id",))
+            if _owner(snaps.get(rec.message_id)) not in (None, rec.agent_id):
                 return WriteCounts(conflicts=(rec.message_id,))
             return WriteCounts(duplicate=1)
         return WriteCounts(stored=1)
@@ -281,49 +325,82 @@ class FirestoreStore:
         )
 
     # -- plumbing -------------------------------------------------------------
-    def _attempts(self, attempt: Callable[[], WriteCounts]) -> WriteCounts:
+    def _attempts(self, attempt: Callable[[], Steps[WriteCounts]]) -> Steps[WriteCounts]:
         """Read, decide and write again while other requests win the race."""
         for _ in range(MAX_ATTEMPTS):
             try:
-                return attempt()
+                return (yield from attempt())
             except _Changed:
                 continue
         raise Unavailable(
             "the message kept changing while this request was being stored; retry later"
         )
 
-    def _create(self, doc: DocWrite) -> WriteCounts:
+    def _create(self, doc: DocWrite) -> Steps[WriteCounts]:
         try:
-            self._commit([doc])
+            yield _Commit([doc])
         except _Changed:
             return WriteCounts(duplicate=1)
         return WriteCounts(stored=1)
 
-    def _get(
-        self, collection: str, doc_ids: Iterable[str], fields: Sequence[str] = AGENT_MESSAGE_STATE
-    ) -> dict[str, Snapshot]:
-        return self._call(
-            lambda: self._committer.get(collection, doc_ids, fields, self._retry, self._deadline_s)
-        )
-
-    def _commit(self, docs: list[DocWrite]) -> list[Any]:
-        return self._call(lambda: self._committer.commit(docs, self._retry, self._deadline_s))
-
     def _expiry(self) -> datetime:
         return datetime.now(UTC) + self._retention
 
-    def _call(self, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except (gexc.AlreadyExists, gexc.FailedPrecondition):
-            # A create found the document, or it changed since it was read.
-            raise _Changed() from None
-        except Exception as exc:
-            # Anything that goes wrong while storing must make the sender
-            # retry: a 503, never a 200 and never a 500 it might give up on.
-            raise Unavailable(
-                f"storage is unavailable ({type(exc).__name__}); retry later"
-            ) from exc
+    def _run(self, steps: Steps[T]) -> T:
+        """Drive a flow with blocking calls."""
+        result: Any = None
+        changed: _Changed | None = None
+        while True:
+            try:
+                step = steps.send(result) if changed is None else steps.throw(changed)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            result, changed = None, None
+            try:
+                if isinstance(step, _Get):
+                    result = self._committer.get(
+                        step.collection, step.doc_ids, step.fields, self._retry, self._deadline_s
+                    )
+                else:
+                    result = self._committer.commit(step.docs, self._retry, self._deadline_s)
+            except Exception as exc:
+                changed = _storage_error(exc)
+
+    async def _run_async(self, steps: Steps[T]) -> T:
+        """Drive a flow, awaiting each step."""
+        result: Any = None
+        changed: _Changed | None = None
+        while True:
+            try:
+                step = steps.send(result) if changed is None else steps.throw(changed)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            result, changed = None, None
+            try:
+                if isinstance(step, _Get):
+                    result = await self._committer.get_async(
+                        step.collection,
+                        step.doc_ids,
+                        step.fields,
+                        self._async_retry,
+                        self._deadline_s,
+                    )
+                else:
+                    result = await self._committer.commit_async(
+                        step.docs, self._async_retry, self._deadline_s
+                    )
+            except Exception as exc:
+                changed = _storage_error(exc)
+
+
+def _storage_error(exc: Exception) -> _Changed:
+    """``_Changed`` for a failed precondition (the flow decides again); any
+    other storage failure raises Unavailable: the sender must retry, so a
+    503, never a 200 and never a 500 it might give up on."""
+    if isinstance(exc, (gexc.AlreadyExists, gexc.FailedPrecondition)):
+        # A create found the document, or it changed since it was read.
+        return _Changed()
+    raise Unavailable(f"storage is unavailable ({type(exc).__name__}); retry later") from exc
 
 
 def _prefix(rec: Receipt) -> str:

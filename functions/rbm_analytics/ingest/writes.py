@@ -19,12 +19,21 @@ it only if the document has not changed since (else ``FailedPrecondition``),
 which is optimistic concurrency without a transaction's locks. ``get`` is the
 matching read: the named fields of many documents, with their update times,
 in one BatchGetDocuments call.
+
+``get_async`` and ``commit_async`` are the same calls for coroutines (what
+ingest's requests are): a single document goes through an
+``AsyncCoalescer`` of the running event loop, several in one RPC on a
+thread; the result and errors are the same as the blocking call's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -34,7 +43,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.types import common, document, write
 from google.cloud.firestore_v1.types import firestore as firestore_types
 
-from rbm_analytics.ingest.coalesce import Coalescer, Outcome
+from rbm_analytics.ingest.coalesce import MAX_IN_FLIGHT, AsyncCoalescer, Coalescer, Outcome
 
 _Write = write.Write.pb()
 _FieldTransform = write.DocumentTransform.FieldTransform.pb()
@@ -49,6 +58,9 @@ _BatchWriteRequest = firestore_types.BatchWriteRequest
 _BatchWriteResponse = firestore_types.BatchWriteResponse
 _REQUEST_TIME = _FieldTransform.ServerValue.REQUEST_TIME
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Threads for the coalesced RPCs of coroutines: each coalescer (the writes,
+# and the reads of each field mask) has at most MAX_IN_FLIGHT under way.
+_RPC_THREADS = 4 * MAX_IN_FLIGHT
 
 FieldValue = str | int | datetime | None
 TransformOp = Literal["minimum", "increment", "server_time"]
@@ -143,6 +155,12 @@ class Committer:
         # One read coalescer per field mask (a BatchGetDocuments has one mask).
         self._readers: dict[tuple[str, ...], Coalescer] = {}
         self._readers_lock = threading.Lock()
+        # Futures belong to one event loop: each loop has its own coalescers
+        # (one in the deployed function; tests may run several).
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopCoalescers] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._rpc_threads = ThreadPoolExecutor(_RPC_THREADS, thread_name_prefix="firestore-rpc")
 
     def encode(self, doc: DocWrite) -> Any:
         pb = _Write()
@@ -185,13 +203,45 @@ class Committer:
         with self._readers_lock:
             reader = self._readers.get(mask)
             if reader is None:
-
-                def send(names: Sequence[Any], timeout: float) -> list[Outcome]:
-                    found = self._batch_get(names, mask, None, timeout)
-                    return [(0, "", found.get(name)) for name in names]
-
-                reader = self._readers[mask] = Coalescer(send)
+                reader = self._readers[mask] = Coalescer(functools.partial(self._read, mask))
             return reader
+
+    def _read(self, mask: tuple[str, ...], names: Sequence[Any], timeout: float) -> list[Outcome]:
+        """A coalescer's send: one BatchGetDocuments; a missing document's result is None."""
+        found = self._batch_get(names, mask, None, timeout)
+        return [(0, "", found.get(name)) for name in names]
+
+    async def get_async(
+        self,
+        collection: str,
+        doc_ids: Iterable[str],
+        field_paths: Sequence[str],
+        retry: gretry.AsyncRetry,
+        timeout: float,
+    ) -> dict[str, Snapshot]:
+        """``get`` for a coroutine."""
+        prefix = f"{self._documents}/{collection}/"
+        names = [prefix + i for i in doc_ids]
+        mask = tuple(field_paths)
+        if len(names) == 1:
+            reader = self._coalescers().reader(mask, self)
+            snap = await retry(reader.submit)(names[0], names[0], timeout)
+            return {} if snap is None else {names[0][len(prefix) :]: snap}
+        found = await retry(self._in_thread)(self._batch_get, names, mask, None, timeout)
+        return {name[len(prefix) :]: snap for name, snap in found.items()}
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` (a blocking RPC) on the RPC threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._rpc_threads, fn, *args)
+
+    def _coalescers(self) -> _LoopCoalescers:
+        loop = asyncio.get_running_loop()
+        own = self._loops.get(loop)
+        if own is None:
+            own = self._loops[loop] = _LoopCoalescers(
+                AsyncCoalescer(self._batch_write, self._rpc_threads)
+            )
+        return own
 
     def _batch_get(
         self,
@@ -229,6 +279,22 @@ class Committer:
         """
         if len(docs) == 1:
             return [retry(self._coalescer.write)(self.encode(docs[0]), timeout)]
+        return self._commit(docs, retry, timeout)
+
+    async def commit_async(
+        self, docs: Sequence[DocWrite], retry: gretry.AsyncRetry, timeout: float
+    ) -> list[Any]:
+        """``commit`` for a coroutine."""
+        if len(docs) == 1:
+            writer = self._coalescers().writer
+            return [await retry(writer.write)(self.encode(docs[0]), timeout)]
+        result: list[Any] = await retry(self._in_thread)(self._commit, docs, None, timeout)
+        return result
+
+    def _commit(
+        self, docs: Sequence[DocWrite], retry: gretry.Retry | None, timeout: float
+    ) -> list[Any]:
+        """One Commit RPC of all ``docs``, atomically."""
         raw = _CommitRequest.pb()(
             database=self._client._database_string, writes=[self.encode(d) for d in docs]
         )
@@ -254,3 +320,19 @@ class Committer:
             (status.code, status.message, result)
             for status, result in zip(pb.status, pb.write_results, strict=True)
         ]
+
+
+class _LoopCoalescers:
+    """One event loop's coalescers: the writes, and the reads of each field mask."""
+
+    def __init__(self, writer: AsyncCoalescer) -> None:
+        self.writer = writer
+        self._readers: dict[tuple[str, ...], AsyncCoalescer] = {}
+
+    def reader(self, mask: tuple[str, ...], committer: Committer) -> AsyncCoalescer:
+        reader = self._readers.get(mask)
+        if reader is None:
+            reader = self._readers[mask] = AsyncCoalescer(
+                functools.partial(committer._read, mask), committer._rpc_threads
+            )
+        return reader
