@@ -160,6 +160,7 @@ class Committer:
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopCoalescers] = (
             weakref.WeakKeyDictionary()
         )
+        self._last: tuple[asyncio.AbstractEventLoop, _LoopCoalescers] | None = None
         self._rpc_threads = ThreadPoolExecutor(_RPC_THREADS, thread_name_prefix="firestore-rpc")
 
     def encode(self, doc: DocWrite) -> Any:
@@ -236,11 +237,15 @@ class Committer:
 
     def _coalescers(self) -> _LoopCoalescers:
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop:  # the one loop a function has
+            return last[1]
         own = self._loops.get(loop)
         if own is None:
             own = self._loops[loop] = _LoopCoalescers(
                 AsyncCoalescer(self._batch_write, self._rpc_threads)
             )
+        self._last = (loop, own)
         return own
 
     def _batch_get(
