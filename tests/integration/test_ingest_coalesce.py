@@ -18,7 +18,7 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.cloud import firestore
 from rbm_analytics.core.errors import Unavailable
-from rbm_analytics.ingest.coalesce import AsyncCoalescer, Coalescer, Outcome
+from rbm_analytics.ingest.coalesce import Coalescer, Outcome
 from rbm_analytics.ingest.records import Receipt, UserMessage, WriteCounts
 from rbm_analytics.ingest.store import AGENT_MESSAGE_STATE, FirestoreStore
 from rbm_analytics.ingest.writes import Committer, DocWrite, Transform
@@ -31,7 +31,7 @@ NO_RETRY = gretry.Retry(predicate=lambda exc: False, timeout=5)
 class Gate:
     """Wraps a coalescer's send: records each RPC's writes; can hold the first one."""
 
-    def __init__(self, coalescer: Coalescer | AsyncCoalescer, hold_first: bool = False) -> None:
+    def __init__(self, coalescer: Coalescer, hold_first: bool = False) -> None:
         self.sizes: list[int] = []
         self.first_sent = threading.Event()
         self.release = threading.Event()

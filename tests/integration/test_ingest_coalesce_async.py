@@ -3,13 +3,14 @@ sharing and the same per-request outcomes as for threads, on one event loop.
 
 Against the Firestore emulator; the RPCs are observed (and held back, to make
 a shared RPC certain) by wrapping the real send, as in test_ingest_coalesce.
+The coalescers are those of the loop ``asyncio.run`` starts for each test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import pytest
@@ -17,12 +18,12 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.cloud import firestore
 from rbm_analytics.core.errors import Unavailable
-from rbm_analytics.ingest.coalesce import AsyncCoalescer
+from rbm_analytics.ingest.coalesce import AsyncCoalescer, Outcome
 from rbm_analytics.ingest.records import WriteCounts
 from rbm_analytics.ingest.store import AGENT_MESSAGE_STATE, FirestoreStore
 from rbm_analytics.ingest.writes import Committer, DocWrite, Transform
 
-from tests.integration.test_ingest_coalesce import Gate, receipt, user_message
+from tests.integration.test_ingest_coalesce import receipt, user_message
 from tests.support import PROJECT
 
 NO_RETRY = gretry.AsyncRetry(predicate=lambda exc: False, timeout=5)
@@ -45,9 +46,30 @@ async def until(ready: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.005)
 
 
+class Gate:
+    """Wraps a coalescer's send: records each RPC's items; can hold the first one."""
+
+    def __init__(self, coalescer: AsyncCoalescer, hold_first: bool = False) -> None:
+        self.sizes: list[int] = []
+        self.first_sent = asyncio.Event()
+        self.release = asyncio.Event()
+        if not hold_first:
+            self.release.set()
+        send = coalescer._send
+
+        async def held(items: Sequence[Any], timeout: float) -> Sequence[Outcome]:
+            self.sizes.append(len(items))
+            if len(self.sizes) == 1:
+                self.first_sent.set()
+                await asyncio.wait_for(self.release.wait(), 10)
+            return await send(items, timeout)
+
+        coalescer._send = held
+
+
 def writer_of(store: FirestoreStore) -> AsyncCoalescer:
     """The running loop's write coalescer (made on first use)."""
-    return store._committer._coalescers().writer
+    return store._committer._loop_client().writer
 
 
 def test_writes_waiting_together_share_one_rpc_and_each_gets_its_own_outcome(
@@ -79,7 +101,7 @@ def test_reads_before_receipt_writes_share_one_rpc(store: FirestoreStore) -> Non
     store.put(receipt("m3", 9_000))  # stored before: a later copy is a duplicate
 
     async def main() -> tuple[Gate, list[WriteCounts], WriteCounts]:
-        reader = store._committer._coalescers().reader(AGENT_MESSAGE_STATE, store._committer)
+        reader = store._committer._loop_client().reader(AGENT_MESSAGE_STATE)
         reader._max_in_flight = 1
         gate = Gate(reader, hold_first=True)
         first = asyncio.create_task(store.put_async(receipt("m0", 5_000)))
@@ -147,7 +169,7 @@ def test_one_invalid_write_fails_alone(firestore_host: str) -> None:
     bad = DocWrite("c", "", {"x": 9}, ())
 
     async def main() -> tuple[Gate, list[Any]]:
-        writer = committer._coalescers().writer
+        writer = committer._loop_client().writer
         writer._max_in_flight = 1
         gate = Gate(writer, hold_first=True)
         first = asyncio.create_task(committer.commit_async([good[0]], NO_RETRY, 5))
@@ -173,7 +195,7 @@ def test_an_item_no_rpc_takes_in_time_fails_and_leaves_the_queue(firestore_host:
     late = DocWrite("c", "late", {"x": 1}, ())
 
     async def main() -> tuple[BaseException | None, int, Gate, list[Any]]:
-        writer = committer._coalescers().writer
+        writer = committer._loop_client().writer
         writer._max_in_flight = 1
         gate = Gate(writer, hold_first=True)
         first = asyncio.create_task(

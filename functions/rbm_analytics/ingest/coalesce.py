@@ -26,19 +26,17 @@ requests can share an RPC without sharing an outcome:
 ``Coalescer`` serves threads (a request waits on an event; the thread that
 finds no RPC under way sends one itself). ``AsyncCoalescer`` serves
 coroutines on one event loop, as ingest's requests are: a request waits on
-a future, and the RPC itself runs on a small thread pool, so the loop never
-blocks and no request needs a thread of its own. Both form batches and
+a future, and the RPC is itself a coroutine (gRPC's asyncio API) on the same
+loop, so nothing blocks and no thread is involved. Both form batches and
 answer them with the same rules.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -56,6 +54,7 @@ MAX_IN_FLIGHT = 1
 # (status code, status message, result) per item, in request order.
 Outcome = tuple[int, str, Any]
 Send = Callable[[Sequence[Any], float], Sequence[Outcome]]
+AsyncSend = Callable[[Sequence[Any], float], Awaitable[Sequence[Outcome]]]
 
 # A write's status code (google.rpc.Code) as the exception a Commit would
 # raise for it, so callers handle both paths alike.
@@ -114,8 +113,7 @@ class _Isolate(Exception):
 class _Batches:
     """The pending items, how they form an RPC, and how its answer is shared out."""
 
-    def __init__(self, send: Send, max_batch: int, max_in_flight: int) -> None:
-        self._send = send
+    def __init__(self, max_batch: int, max_in_flight: int) -> None:
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._pending: deque[_Slot] = deque()
@@ -140,18 +138,17 @@ class _Batches:
         self._pending.extendleft(reversed(kept))
         return batch
 
-    def _answer(self, batch: list[_Slot], timeout: float) -> None:
-        """Send one RPC for ``batch`` and set each item's result or error."""
-        try:
-            outcomes = self._send([s.item for s in batch], timeout)
-        except gexc.InvalidArgument as exc:
-            for slot in batch:
-                slot.error, slot.answered = (_Isolate() if len(batch) > 1 else exc), True
-            return
-        except Exception as exc:
-            for slot in batch:
-                slot.error, slot.answered = exc, True
-            return
+    @staticmethod
+    def _failed(batch: list[_Slot], exc: Exception) -> None:
+        """The RPC for ``batch`` failed as a whole with ``exc``."""
+        if isinstance(exc, gexc.InvalidArgument) and len(batch) > 1:
+            exc = _Isolate()
+        for slot in batch:
+            slot.error, slot.answered = exc, True
+
+    @staticmethod
+    def _settle(batch: list[_Slot], outcomes: Sequence[Outcome]) -> None:
+        """Each item's result, or the error of its status."""
         for slot, (code, message, result) in zip(batch, outcomes, strict=True):
             if code == 0:
                 slot.result = result
@@ -167,7 +164,8 @@ class Coalescer(_Batches):
     def __init__(
         self, send: Send, *, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
     ) -> None:
-        super().__init__(send, max_batch, max_in_flight)
+        super().__init__(max_batch, max_in_flight)
+        self._send = send
         self._lock = threading.Lock()
 
     def submit(self, item: Any, name: str, timeout: float) -> Any:
@@ -226,21 +224,25 @@ class Coalescer(_Batches):
                 slot.done = True
                 slot.event.set()
 
+    def _answer(self, batch: list[_Slot], timeout: float) -> None:
+        try:
+            outcomes = self._send([s.item for s in batch], timeout)
+        except Exception as exc:
+            self._failed(batch, exc)
+            return
+        self._settle(batch, outcomes)
+
 
 class AsyncCoalescer(_Batches):
-    """``Coalescer`` for coroutines of one event loop (only that loop's thread
-    touches its state, so it needs no lock); each RPC runs on ``executor``."""
+    """``Coalescer`` for coroutines of one event loop (only that loop touches
+    its state, so it needs no lock); ``send`` is a coroutine on that loop."""
 
     def __init__(
-        self,
-        send: Send,
-        executor: Executor,
-        *,
-        max_batch: int = MAX_BATCH,
-        max_in_flight: int = MAX_IN_FLIGHT,
+        self, send: AsyncSend, *, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
     ) -> None:
-        super().__init__(send, max_batch, max_in_flight)
-        self._executor = executor
+        super().__init__(max_batch, max_in_flight)
+        self._send = send
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: Any, name: str, timeout: float) -> Any:
         """As ``Coalescer.submit``, awaited."""
@@ -283,20 +285,25 @@ class AsyncCoalescer(_Batches):
         if not batch:
             self._in_flight -= 1
             return
-        sent = loop.run_in_executor(self._executor, self._answer, batch, timeout)
-        sent.add_done_callback(functools.partial(self._answered, loop, batch, timeout))
+        # The loop keeps only a weak reference to a task: hold it until done.
+        task = loop.create_task(self._answer(loop, batch, timeout))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def _answered(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[_Slot],
-        timeout: float,
-        _: asyncio.Future[None],
+    async def _answer(
+        self, loop: asyncio.AbstractEventLoop, batch: list[_Slot], timeout: float
     ) -> None:
-        for slot in batch:
-            slot.done = True
-            _wake(slot)
-        self._send_next(loop, timeout)
+        try:
+            outcomes = await self._send([s.item for s in batch], timeout)
+        except Exception as exc:
+            self._failed(batch, exc)
+        else:
+            self._settle(batch, outcomes)
+        finally:
+            for slot in batch:
+                slot.done = True
+                _wake(slot)
+            self._send_next(loop, timeout)
 
 
 def _wake(slot: _Slot) -> None:
