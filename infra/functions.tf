@@ -158,9 +158,10 @@ resource "google_cloudfunctions2_function" "fn" {
     max_instance_count               = each.value.max
     ingress_settings                 = each.value.ingress
     all_traffic_on_latest_revision   = true
-    # functions-framework serves THREADS requests at once (default 4 per vCPU);
-    # match the concurrency Cloud Run sends, so an I/O-bound ingest waiting on
-    # Firestore does not queue requests inside the instance.
+    # refresh and export (WSGI) are served on THREADS threads (default 4 per
+    # vCPU); match the concurrency Cloud Run sends, so requests waiting on
+    # BigQuery do not queue inside the instance. ingest (ASGI) serves its
+    # requests as coroutines on one event loop and needs no threads for them.
     environment_variables = merge(local.env, { THREADS = tostring(each.value.concurrency) })
 
     dynamic "secret_environment_variables" {
