@@ -243,8 +243,8 @@ def _throughput_at(
     ]
     col = client.collection(f"baseline{concurrency}")
     requests = webhook_requests(n, 2, f"c{concurrency}-")
-    # As deployed (infra/functions.tf): gunicorn threads = the function's
-    # request concurrency, here the load's.
+    # THREADS as deployed (infra/functions.tf: the request concurrency, here
+    # the load's); ingest's requests are coroutines and use no threads.
     env = {**harness.base_env(host), "THREADS": str(concurrency)}
     run_dir = tmp / f"served{concurrency}"
     run_dir.mkdir()
