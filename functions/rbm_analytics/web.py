@@ -39,7 +39,7 @@ import os
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -124,8 +124,22 @@ class Service(Generic[D, R]):
     name: str
     routes: Sequence[Route[D, R]]
     usage: str
+    # The exact-path routes listed before any prefix route, by their path
+    # without trailing slashes: one lookup for nearly every request.
+    _exact: dict[str, Route[D, R]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        exact: dict[str, Route[D, R]] = {}
+        for r in self.routes:
+            if r.prefix:
+                break
+            exact.setdefault(r.path.rstrip("/") or "/", r)
+        object.__setattr__(self, "_exact", exact)
 
     def route(self, path: str) -> Route[D, R] | None:
+        found = self._exact.get(path.rstrip("/") or "/")
+        if found is not None:
+            return found
         return next((r for r in self.routes if r.matches(path)), None)
 
     def checked(self, request: Request, fields: dict[str, Any]) -> Route[D, R]:

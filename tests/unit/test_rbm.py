@@ -7,6 +7,7 @@ import copy
 import hashlib
 import hmac
 import json
+import random
 import re
 from collections.abc import Callable
 from typing import Any
@@ -592,3 +593,64 @@ def test_sent_record_times_must_be_possible_and_name_the_item(offset_us: int, er
     single = rbm_sample("agent_message") | {"sendTime": _at(RECEIVED + offset_us)}
     with pytest.raises(InvalidInput, match=re.escape(error.split(": ", 1)[1])):
         parse_agent(single)
+
+
+# --------------------------------------------------------------------------
+# The fast JSON decoder and the standard library's say the same
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"latitude": NaN, "longitude": Infinity}',  # not JSON, but Python's json takes it
+        "\ufeff".encode() + b'{"agentId": "a"}',  # a byte-order mark
+        '{"agentId": "a"}'.encode("utf-16"),
+        '{"agentId": "a"}'.encode("utf-32"),
+        b'{"text": "\\ud800"}',  # a lone surrogate, refused later by the field it is in
+        b'{"n": 1e400}',
+    ],
+)
+def test_what_the_fast_decoder_refuses_the_standard_library_decides(body: bytes) -> None:
+    assert repr(rbm.parse_json(body)) == repr(json.loads(body))
+
+
+def test_random_documents_decode_as_the_standard_library_decodes_them() -> None:
+    seed = 20261202
+    print(f"seed={seed}")
+    rng = random.Random(seed)
+
+    def value(depth: int) -> Any:
+        kind = rng.randrange(8 if depth < 4 else 5)
+        if kind == 0:
+            return rng.randrange(-(2**63), 2**63)
+        if kind == 1:
+            return rng.uniform(-1e300, 1e300)
+        if kind == 2:
+            return "".join(
+                chr(rng.choice([rng.randrange(32, 127), rng.randrange(0xA0, 0xD7FF)]))
+                for _ in range(rng.randrange(12))
+            )
+        if kind == 3:
+            return rng.choice([True, False, None])
+        if kind == 4:
+            return rng.randrange(10)
+        if kind == 5:
+            return [value(depth + 1) for _ in range(rng.randrange(4))]
+        return {f"k{rng.randrange(5)}": value(depth + 1) for _ in range(rng.randrange(4))}
+
+    for _ in range(2000):
+        body = json.dumps(value(0), ensure_ascii=rng.random() < 0.5).encode()
+        assert rbm.parse_json(body) == json.loads(body), body
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"[" * 1100 + b"]" * 1100, "request body is nested too deeply"),
+        (b"[" * 200_000, "request body is nested too deeply"),
+        (b'{"a": 1,}', "request body is not valid JSON"),
+        (b'"\xff"', "request body is not valid JSON"),
+        (b'{"a": 1}\x00', "request body is not valid JSON"),
+    ],
+)
+def test_what_neither_decoder_takes_gets_the_same_errors(body: bytes, expected: str) -> None:
+    assert bad_request(lambda: rbm.parse_json(body)) == expected

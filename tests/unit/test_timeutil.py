@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -138,3 +139,32 @@ def test_cutoff_from_parsed_payload_times() -> None:
 def test_refresh_dates() -> None:
     assert timeutil.refresh_dates(date(2026, 1, 10), 8) == (date(2026, 1, 2), date(2026, 1, 9))
     assert timeutil.refresh_dates(date(2026, 3, 1), 1) == (date(2026, 2, 28), date(2026, 2, 28))
+
+
+def test_rfc3339_fast_path_agrees_with_the_arithmetic() -> None:
+    # Times ending in Z go through datetime.fromisoformat; every other form,
+    # and whatever it refuses, through the component arithmetic. Both must
+    # give the same microseconds, or the same error, for any input.
+    seed = 1202
+    print(f"seed={seed}")
+    rng = random.Random(seed)
+    for _ in range(20_000):
+        frac = rng.choice(["", "." + "".join(rng.choices("0123456789", k=rng.randint(1, 9)))])
+        text = (
+            f"{rng.randint(1999, 2100):04d}-{rng.randint(0, 13):02d}-{rng.randint(0, 32):02d}"
+            f"{rng.choice('T t')}{rng.randint(0, 25):02d}:{rng.randint(0, 60):02d}:"
+            f"{rng.randint(0, 61):02d}{frac}Z"
+        )
+        match = timeutil._RFC3339.fullmatch(text)
+        assert match is not None
+        try:
+            expected: object = timeutil._components_us(match, "t")
+            if not timeutil._MIN_US <= expected < timeutil._MAX_US:  # type: ignore[operator]
+                expected = "t is outside the years 2000-2099"
+        except InvalidInput as exc:
+            expected = exc.message
+        try:
+            got: object = timeutil.parse_rfc3339_us(text, "t")
+        except InvalidInput as exc:
+            got = exc.message
+        assert got == expected, text

@@ -159,3 +159,37 @@ def test_trace_id_joins_the_request_to_its_cloud_trace(
         "projects/acme/traces/105445aa7843bc8bf206b12000100000"
     )
     assert "logging.googleapis.com/trace" not in second
+
+
+def test_the_first_route_that_matches_wins_exact_or_prefix() -> None:
+    routes = (
+        web.Route("a", ("GET",), _ok, "/a"),
+        web.Route("files", ("GET",), _ok, "/files", prefix=True),
+        web.Route("shadowed", ("GET",), _ok, "/files/b"),
+        web.Route("root", ("GET",), _ok, "/"),
+    )
+    service: web.Service[str, Response] = web.Service("x", routes, usage="GET /a")
+    found = {
+        p: getattr(service.route(p), "name", None)
+        for p in ("/a", "/a/", "/a//", "/files/b", "/", "", "/b")
+    }
+    assert found == {
+        "/a": "a",
+        "/a/": "a",
+        "/a//": "a",
+        "/files/b": "files",
+        "/": "root",
+        "": "root",
+        "/b": None,
+    }
+
+
+@pytest.mark.parametrize("name", ["X-Goog-Signature", "x-goog-signature", "X-GOOG-SIGNATURE"])
+def test_a_header_is_found_whatever_the_case_of_either_name(name: str) -> None:
+    for headers in (
+        {"x-goog-signature": "s"},
+        {"X-Goog-Signature": "s"},
+        {"X-GOOG-signature": "s"},
+    ):
+        assert Request("POST", "/", headers).header(name) == "s"
+    assert Request("POST", "/", {"other": "s"}).header(name) is None

@@ -24,13 +24,16 @@ class Request:
     query: Mapping[str, str] = field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
-        # Flask's headers are case-insensitive already; plain dicts in tests are not.
+        # Flask's headers are case-insensitive already; Starlette's arrive as
+        # a dict with lower-case names; plain dicts in tests may have any case.
         value = self.headers.get(name)
         if value is None:
             lower = name.lower()
-            for key, val in self.headers.items():
-                if key.lower() == lower:
-                    return val
+            value = self.headers.get(lower)
+            if value is None:
+                for key, val in self.headers.items():
+                    if key.lower() == lower:
+                        return val
         return value
 
 

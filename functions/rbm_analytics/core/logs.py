@@ -11,9 +11,16 @@ import sys
 import time
 from typing import Any
 
-# Built once: json.dumps with options builds a new encoder on every call, a
-# noticeable share of a webhook request's CPU.
+import orjson
+
+# What orjson cannot encode (an integer past 64 bits, a lone surrogate, a
+# key that is not a string) goes through the standard library's encoder,
+# built once: json.dumps with options builds a new one on every call.
 _ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
+# Dates, times and dataclasses go to ``str`` as the standard library's would.
+_OPTIONS = (
+    orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 # The last second formatted, and its text: one line per request, many per second.
 _clock: tuple[int, str] = (0, "")
 
@@ -32,7 +39,12 @@ def emit(severity: str, message: str, **fields: Any) -> None:
     entry.update(fields)
     if "time" not in entry:
         entry["time"] = _now()
-    sys.stdout.write(_ENCODER.encode(entry) + "\n")
+    try:
+        # orjson: a fraction of the standard library's cost, on every request.
+        line = orjson.dumps(entry, default=str, option=_OPTIONS).decode()
+    except TypeError:
+        line = _ENCODER.encode(entry) + "\n"
+    sys.stdout.write(line)
     sys.stdout.flush()
 
 

@@ -56,6 +56,7 @@ that index over SHARD_COUNT ranges. ``expire_at`` feeds the TTL policy.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,8 @@ AGENT_MESSAGE_STATE = ("agent_id", "sent_at_us", "delivered_at_us", "read_at_us"
 # retries): each extra attempt means another request changed the same
 # document within one round trip.
 MAX_ATTEMPTS = 5
+# Every write sets ``updated_at`` to the commit time: what the refresh reads by.
+_UPDATED_AT = (Transform("updated_at", "server_time"),)
 
 T = TypeVar("T")
 
@@ -151,6 +154,7 @@ class FirestoreStore:
         self._committer = Committer(client)
         self._shard_count = shard_count
         self._retention = timedelta(days=retention_days)
+        self._expiry_second: tuple[int, datetime] = (0, datetime.now(UTC))
         self._deadline_s = deadline_s
         # Retries transient errors, but never past the deadline: the sender
         # gets a 503 in bounded time instead of a hung request.
@@ -261,7 +265,7 @@ class FirestoreStore:
                 "sent_received_at_us": rec.received_us,
                 "expire_at": self._expiry(),
             },
-            transforms=(Transform("updated_at", "server_time"),),
+            transforms=_UPDATED_AT,
             create=stored is None,
             update_time=None if stored is None else stored.update_time,
         )
@@ -280,7 +284,7 @@ class FirestoreStore:
                 f"{prefix}_received_at_us": rec.received_us,
                 "expire_at": self._expiry(),
             },
-            transforms=(Transform("updated_at", "server_time"),),
+            transforms=_UPDATED_AT,
             create=stored is None,
             update_time=None if stored is None else stored.update_time,
         )
@@ -300,7 +304,7 @@ class FirestoreStore:
                 "received_at_us": rec.received_us,
                 "expire_at": self._expiry(),
             },
-            transforms=(Transform("updated_at", "server_time"),),
+            transforms=_UPDATED_AT,
             create=True,
         )
 
@@ -320,7 +324,7 @@ class FirestoreStore:
                 "received_at_us": rec.received_us,
                 "expire_at": self._expiry(),
             },
-            transforms=(Transform("updated_at", "server_time"),),
+            transforms=_UPDATED_AT,
             create=True,
         )
 
@@ -344,7 +348,12 @@ class FirestoreStore:
         return WriteCounts(stored=1)
 
     def _expiry(self) -> datetime:
-        return datetime.now(UTC) + self._retention
+        # Whole seconds (what a TTL policy acts on), one datetime per second.
+        second = int(time.time())
+        if self._expiry_second[0] != second:
+            at = datetime.fromtimestamp(second, UTC) + self._retention
+            self._expiry_second = (second, at)
+        return self._expiry_second[1]
 
     def _run(self, steps: Steps[T]) -> T:
         """Drive a flow with blocking calls."""

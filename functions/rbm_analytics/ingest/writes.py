@@ -169,7 +169,14 @@ class Committer:
         pb.update.name = f"{self._documents}/{doc.collection}/{doc.doc_id}"
         fields = pb.update.fields
         for key, value in doc.fields.items():
-            _set_value(fields[key], value)
+            # The two kinds nearly every field is, without the general checks.
+            kind = type(value)
+            if kind is int:
+                fields[key].integer_value = value
+            elif kind is str:
+                fields[key].string_value = value
+            else:
+                _set_value(fields[key], value)
         for t in doc.transforms:
             _add_transform(pb, t)
         if doc.create:
