@@ -241,7 +241,7 @@ def _log(name: str, fields: dict[str, Any], started: float, level: str | None = 
     fields["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     # A handler may raise its line's severity (a 200 that still needs a look).
     level = level or fields.pop("severity", None) or severity(fields["status"])
-    logs.emit(level, f"{name} request", **fields)
+    logs.write(level, f"{name} request", fields)
 
 
 def _logged(
