@@ -207,8 +207,7 @@ def _kind(record: Receipt | UserMessage | UserEvent) -> str:
 
 
 def _stored(counts: WriteCounts, fields: dict[str, Any]) -> Response:
-    fields["outcome"] = "stored"
-    fields["stored"], fields["duplicate"] = counts.stored, counts.duplicate
+    fields.update(outcome="stored", stored=counts.stored, duplicate=counts.duplicate)
     if not counts.conflicts:
         # The same bytes json.dumps writes, without an encoder: every webhook answers this.
         return Response(200, b'{"stored": %d, "duplicate": %d}' % (counts.stored, counts.duplicate))
