@@ -21,6 +21,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from rbm_analytics.core import clients
+
 from tests.integration.refresh_support import (
     Traffic,
     latest_runs,
@@ -97,9 +99,28 @@ def _kill_in_phase(
             time.sleep(delay_s)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
+            _wait_for_orphaned_jobs()
             return proc.returncode == -signal.SIGKILL
     proc.wait(timeout=60)
     return False
+
+
+def _wait_for_orphaned_jobs(timeout_s: float = 120) -> None:
+    """Wait until no query or load job of the killed process is still running.
+
+    Killing the process does not stop a job it had started: BigQuery (and the
+    emulator) run it to the end. On BigQuery, a rerun's MERGE or transaction
+    that overlapped it would conflict, and the later one would be retried or
+    fail; the emulator applies both instead. So the next run starts once the
+    last job of the killed one has ended, as it would on BigQuery.
+    """
+    client = clients.bigquery_client()
+    deadline = time.monotonic() + timeout_s
+    while any(True for _ in client.list_jobs(state_filter="running")) or any(
+        True for _ in client.list_jobs(state_filter="pending")
+    ):
+        assert time.monotonic() < deadline, "the killed refresh's jobs never finished"
+        time.sleep(0.2)
 
 
 def _run_to_end(dataset: str, chunk: int | None = None) -> dict[str, Any]:
