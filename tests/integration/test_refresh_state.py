@@ -10,6 +10,7 @@ nothing after them is skipped.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -169,3 +170,24 @@ def test_cursors_saved_in_the_old_layout_are_resumed_exactly(
     assert {d["stream"] for d in _stream_documents(db).values()} == every
     state = _state_document(db).get().to_dict() or {}
     assert state["watermarks"][dataset]["streams"] == legacy
+
+
+def test_tasks_finishing_together_claim_the_daily_step_once(firestore_host: str) -> None:
+    # Sixteen tasks claim the same execution's daily step at the same moment, on
+    # one document: exactly one holds it, none fails, and each asking again
+    # (a retried task) gets the same answer.
+    db = firestore.Client(project=PROJECT)
+    dataset, execution = f"{PROJECT}.claims", "exec-1"
+    start = threading.Barrier(16)
+
+    def claim(index: int) -> bool:
+        start.wait()
+        return watermark.claim_daily(db, dataset, execution, f"task-{index}")
+
+    with ThreadPoolExecutor(16) as pool:
+        first = list(pool.map(claim, range(16)))
+    assert first.count(True) == 1, first
+    again = [watermark.claim_daily(db, dataset, execution, f"task-{i}") for i in range(16)]
+    assert again == first
+    # The next execution is claimed anew.
+    assert watermark.claim_daily(db, dataset, "exec-2", "task-5")

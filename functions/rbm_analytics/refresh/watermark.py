@@ -110,6 +110,11 @@ class StreamState:
     caught_up_by: str | None = None
 
 
+# Attempts of the daily step's claim (the client's default is 5): every task
+# of a job may try it in the same second, and each lost attempt backs off.
+CLAIM_ATTEMPTS = 20
+
+
 def _ref(client: firestore.Client) -> firestore.DocumentReference:
     return client.collection(STATE_COLLECTION).document(STATE_DOCUMENT)
 
@@ -244,8 +249,16 @@ def claim_daily(client: firestore.Client, dataset: str, run_id: str, claimant: s
     one of two concurrent transactions on the same tables, so exactly one task
     recomputes the daily tables: the first to claim them in a Firestore
     transaction. The same claimant (a retried task) keeps its claim.
+
+    Tasks that finish together contend on one document. A claim already held
+    for ``run_id`` is seen by a plain read first, with no transaction; and a
+    transaction that lost every attempt (``ValueError``, from the client) lost
+    to a task that holds the claim now, which a second read shows.
     """
     ref = _ref(client)
+    held = _held_claim(client, dataset, run_id)
+    if held is not None:
+        return held == claimant
 
     @firestore.transactional
     def claim(transaction: firestore.Transaction) -> bool:
@@ -259,7 +272,22 @@ def claim_daily(client: firestore.Client, dataset: str, run_id: str, claimant: s
         transaction.set(ref, {"watermarks": {dataset: {"daily_claim": value}}}, merge=True)
         return True
 
-    return bool(claim(client.transaction()))
+    try:
+        return bool(claim(client.transaction(max_attempts=CLAIM_ATTEMPTS)))
+    except ValueError:
+        held = _held_claim(client, dataset, run_id)
+        if held is None:
+            raise
+        return held == claimant
+
+
+def _held_claim(client: firestore.Client, dataset: str, run_id: str) -> str | None:
+    """Who holds ``run_id``'s daily step, if anyone does."""
+    held = _dataset_entry(client, dataset).get("daily_claim")
+    if isinstance(held, dict) and held.get("run_id") == run_id:
+        by = held.get("by")
+        return by if isinstance(by, str) else ""
+    return None
 
 
 def daily_by(client: firestore.Client, dataset: str) -> str | None:
