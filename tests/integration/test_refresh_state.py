@@ -173,21 +173,21 @@ def test_cursors_saved_in_the_old_layout_are_resumed_exactly(
 
 
 def test_tasks_finishing_together_claim_the_daily_step_once(firestore_host: str) -> None:
-    # Sixteen tasks claim the same execution's daily step at the same moment, on
+    # Eight tasks claim the same execution's daily step at the same moment, on
     # one document: exactly one holds it, none fails, and each asking again
     # (a retried task) gets the same answer.
     db = firestore.Client(project=PROJECT)
     dataset, execution = f"{PROJECT}.claims", "exec-1"
-    start = threading.Barrier(16)
+    start = threading.Barrier(8)
 
     def claim(index: int) -> bool:
         start.wait()
         return watermark.claim_daily(db, dataset, execution, f"task-{index}")
 
-    with ThreadPoolExecutor(16) as pool:
-        first = list(pool.map(claim, range(16)))
+    with ThreadPoolExecutor(8) as pool:
+        first = list(pool.map(claim, range(8)))
     assert first.count(True) == 1, first
-    again = [watermark.claim_daily(db, dataset, execution, f"task-{i}") for i in range(16)]
+    again = [watermark.claim_daily(db, dataset, execution, f"task-{i}") for i in range(8)]
     assert again == first
     # The next execution is claimed anew.
     assert watermark.claim_daily(db, dataset, "exec-2", "task-5")

@@ -67,6 +67,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -112,7 +114,9 @@ class StreamState:
 
 # Attempts of the daily step's claim (the client's default is 5): every task
 # of a job may try it in the same second, and each lost attempt backs off.
-CLAIM_ATTEMPTS = 20
+CLAIM_ATTEMPTS = 10
+# Rounds of those attempts, a random pause apart, before the task fails.
+CLAIM_ROUNDS = 5
 
 
 def _ref(client: firestore.Client) -> firestore.DocumentReference:
@@ -272,13 +276,20 @@ def claim_daily(client: firestore.Client, dataset: str, run_id: str, claimant: s
         transaction.set(ref, {"watermarks": {dataset: {"daily_claim": value}}}, merge=True)
         return True
 
-    try:
-        return bool(claim(client.transaction(max_attempts=CLAIM_ATTEMPTS)))
-    except ValueError:
-        held = _held_claim(client, dataset, run_id)
-        if held is None:
-            raise
-        return held == claimant
+    for round_ in range(CLAIM_ROUNDS):
+        try:
+            return bool(claim(client.transaction(max_attempts=CLAIM_ATTEMPTS)))
+        except ValueError:
+            held = _held_claim(client, dataset, run_id)
+            if held is not None:
+                return held == claimant
+            if round_ == CLAIM_ROUNDS - 1:
+                raise
+            # Nobody won: the contenders kept aborting each other (the
+            # emulator does not keep a retried transaction's place in line).
+            # A random pause lets one of them through.
+            time.sleep(random.uniform(0.05, 0.5) * (round_ + 1))  # noqa: S311 (a pause, not a secret)
+    raise AssertionError("unreachable")
 
 
 def _held_claim(client: firestore.Client, dataset: str, run_id: str) -> str | None:
