@@ -114,7 +114,12 @@ class Route(Generic[D, R]):
     def matches(self, path: str) -> bool:
         if self.prefix:
             return path == self.path or path.startswith(self.path.rstrip("/") + "/")
-        return (path.rstrip("/") or "/") == (self.path.rstrip("/") or "/")
+        return _exact_path(path) == _exact_path(self.path)
+
+
+def _exact_path(path: str) -> str:
+    """What an exact route compares: the path without trailing slashes."""
+    return path.rstrip("/") or "/"
 
 
 @dataclass(frozen=True)
@@ -133,11 +138,11 @@ class Service(Generic[D, R]):
         for r in self.routes:
             if r.prefix:
                 break
-            exact.setdefault(r.path.rstrip("/") or "/", r)
+            exact.setdefault(_exact_path(r.path), r)
         object.__setattr__(self, "_exact", exact)
 
     def route(self, path: str) -> Route[D, R] | None:
-        found = self._exact.get(path.rstrip("/") or "/")
+        found = self._exact.get(_exact_path(path))
         if found is not None:
             return found
         return next((r for r in self.routes if r.matches(path)), None)

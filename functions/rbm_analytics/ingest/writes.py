@@ -100,7 +100,14 @@ class Snapshot:
 
 def _set_value(target: Any, value: FieldValue) -> None:
     """Fill a Value message in place (cheaper than building and copying one)."""
-    if value is None:
+    # The two kinds nearly every field is, by exact type first (a bool is
+    # not an int here, so it still reaches its refusal below).
+    kind = type(value)
+    if kind is int:
+        target.integer_value = value
+    elif kind is str:
+        target.string_value = value
+    elif value is None:
         target.null_value = 0
     elif isinstance(value, bool):  # bool is an int: refuse it rather than store 0/1
         raise TypeError("booleans are not stored")
@@ -169,14 +176,7 @@ class Committer:
         pb.update.name = f"{self._documents}/{doc.collection}/{doc.doc_id}"
         fields = pb.update.fields
         for key, value in doc.fields.items():
-            # The two kinds nearly every field is, without the general checks.
-            kind = type(value)
-            if kind is int:
-                fields[key].integer_value = value
-            elif kind is str:
-                fields[key].string_value = value
-            else:
-                _set_value(fields[key], value)
+            _set_value(fields[key], value)
         for t in doc.transforms:
             _add_transform(pb, t)
         if doc.create:
