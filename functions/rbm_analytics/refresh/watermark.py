@@ -112,8 +112,8 @@ class StreamState:
     caught_up_by: str | None = None
 
 
-# Attempts of the daily step's claim (the client's default is 5): every task
-# of a job may try it in the same second, and each lost attempt backs off.
+# Attempts of the daily step's claim in one transaction (the client's
+# default is 5): every task of a job may try it in the same second.
 CLAIM_ATTEMPTS = 10
 # Rounds of those attempts, a random pause apart, before the task fails.
 CLAIM_ROUNDS = 5
@@ -150,7 +150,11 @@ def _utc(value: datetime) -> datetime:
 
 
 def _dataset_entry(client: firestore.Client, dataset: str) -> dict[str, Any]:
-    snap = _ref(client).get()
+    return _entry_of(_ref(client).get(), dataset)
+
+
+def _entry_of(snap: firestore.DocumentSnapshot[Any], dataset: str) -> dict[str, Any]:
+    """``dataset``'s entry in a snapshot of the state document ({} when none)."""
     marks = (snap.to_dict() or {}) if snap.exists else {}
     entry = (marks.get("watermarks") or {}).get(dataset) or {}
     return entry if isinstance(entry, dict) else {}
@@ -255,23 +259,22 @@ def claim_daily(client: firestore.Client, dataset: str, run_id: str, claimant: s
     transaction. The same claimant (a retried task) keeps its claim.
 
     Tasks that finish together contend on one document. A claim already held
-    for ``run_id`` is seen by a plain read first, with no transaction; and a
-    transaction that lost every attempt (``ValueError``, from the client) lost
-    to a task that holds the claim now, which a second read shows.
+    for ``run_id`` is seen by a plain read first, with no transaction. When a
+    transaction loses every attempt (``ValueError``, from the client), a
+    second read shows who holds the claim now; if nobody does, the task
+    pauses at random and tries again, ``CLAIM_ROUNDS`` times in all.
     """
     ref = _ref(client)
-    held = _held_claim(client, dataset, run_id)
+    held = _claim_holder(_dataset_entry(client, dataset), run_id)
     if held is not None:
         return held == claimant
 
     @firestore.transactional
     def claim(transaction: firestore.Transaction) -> bool:
-        snap = ref.get(transaction=transaction)
-        marks = (snap.to_dict() or {}) if snap.exists else {}
-        entry = (marks.get("watermarks") or {}).get(dataset) or {}
-        held = entry.get("daily_claim") if isinstance(entry, dict) else None
-        if isinstance(held, dict) and held.get("run_id") == run_id:
-            return bool(held.get("by") == claimant)
+        entry = _entry_of(ref.get(transaction=transaction), dataset)
+        held = _claim_holder(entry, run_id)
+        if held is not None:
+            return held == claimant
         value = {"run_id": run_id, "by": claimant}
         transaction.set(ref, {"watermarks": {dataset: {"daily_claim": value}}}, merge=True)
         return True
@@ -280,7 +283,7 @@ def claim_daily(client: firestore.Client, dataset: str, run_id: str, claimant: s
         try:
             return bool(claim(client.transaction(max_attempts=CLAIM_ATTEMPTS)))
         except ValueError:
-            held = _held_claim(client, dataset, run_id)
+            held = _claim_holder(_dataset_entry(client, dataset), run_id)
             if held is not None:
                 return held == claimant
             if round_ == CLAIM_ROUNDS - 1:
@@ -292,9 +295,9 @@ def claim_daily(client: firestore.Client, dataset: str, run_id: str, claimant: s
     raise AssertionError("unreachable")
 
 
-def _held_claim(client: firestore.Client, dataset: str, run_id: str) -> str | None:
-    """Who holds ``run_id``'s daily step, if anyone does."""
-    held = _dataset_entry(client, dataset).get("daily_claim")
+def _claim_holder(entry: dict[str, Any], run_id: str) -> str | None:
+    """Who holds ``run_id``'s daily step in a dataset's entry, if anyone does."""
+    held = entry.get("daily_claim")
     if isinstance(held, dict) and held.get("run_id") == run_id:
         by = held.get("by")
         return by if isinstance(by, str) else ""
