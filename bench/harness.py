@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -10,7 +11,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -223,6 +224,29 @@ def threaded(fn: Callable[[int], Any], items: int, concurrency: int) -> float:
         t.start()
     for t in threads:
         t.join()
+    return time.perf_counter() - start
+
+
+def concurrently(
+    fn: Callable[[int], Awaitable[Any]],
+    items: int,
+    concurrency: int,
+    loop: asyncio.AbstractEventLoop,
+) -> float:
+    """Await fn(i) for i in range(items) from ``concurrency`` coroutines on
+    ``loop`` (the served function's way: one loop, requests as coroutines);
+    seconds taken."""
+    indexes = iter(range(items))
+
+    async def worker() -> None:
+        for i in indexes:
+            await fn(i)
+
+    async def main() -> None:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    start = time.perf_counter()
+    loop.run_until_complete(main())
     return time.perf_counter() - start
 
 

@@ -23,20 +23,16 @@ requests can share an RPC without sharing an outcome:
   invalid (one bad write would spoil its neighbours) sends each of its
   writes again on its own, so only the bad one fails.
 
-``Coalescer`` serves threads (a request waits on an event; the thread that
-finds no RPC under way sends one itself). ``AsyncCoalescer`` serves
-coroutines on one event loop, as ingest's requests are: a request waits on
-a future, and the RPC is itself a coroutine (gRPC's asyncio API) on the same
-loop, so nothing blocks and no thread is involved. Both form batches and
-answer them with the same rules.
+``AsyncCoalescer`` serves coroutines on one event loop, as ingest's requests
+are: a request waits on a future, and the RPC is itself a coroutine (gRPC's
+asyncio API) on the same loop, so nothing blocks and no thread is involved.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -53,7 +49,6 @@ MAX_IN_FLIGHT = 1
 
 # (status code, status message, result) per item, in request order.
 Outcome = tuple[int, str, Any]
-Send = Callable[[Sequence[Any], float], Sequence[Outcome]]
 AsyncSend = Callable[[Sequence[Any], float], Awaitable[Sequence[Outcome]]]
 
 # A write's status code (google.rpc.Code) as the exception a Commit would
@@ -84,12 +79,11 @@ class _Slot:
         "alone", "answered", "done", "error", "event", "item", "lead", "name", "result", "sent"
     )  # fmt: skip
 
-    def __init__(self, item: Any, name: str, alone: bool, event: Any = None) -> None:
+    def __init__(self, item: Any, name: Hashable, alone: bool, event: asyncio.Future[None]) -> None:
         self.item = item
         self.name = name
         self.alone = alone
-        # What the waiter waits on: a threading.Event, or an asyncio.Future.
-        self.event = event
+        self.event = event  # what the waiter awaits
         self.sent = False
         self.lead = False  # handed the right to send the next RPC
         self.done = False
@@ -122,7 +116,7 @@ class _Batches:
     def _take_batch(self) -> list[_Slot]:
         """The next RPC's items: in order, one per document, an ``alone`` item by itself."""
         batch: list[_Slot] = []
-        names: set[str] = set()
+        names: set[Hashable] = set()
         kept: deque[_Slot] = deque()
         while self._pending and len(batch) < self._max_batch:
             slot = self._pending.popleft()
@@ -157,85 +151,11 @@ class _Batches:
             slot.answered = True
 
 
-class Coalescer(_Batches):
-    """Sends items concurrently submitted from threads, each for one document,
-    through ``send`` (one RPC for many items; at most one item per document)."""
-
-    def __init__(
-        self, send: Send, *, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
-    ) -> None:
-        super().__init__(max_batch, max_in_flight)
-        self._send = send
-        self._lock = threading.Lock()
-
-    def submit(self, item: Any, name: str, timeout: float) -> Any:
-        """Send ``item`` (for document ``name``); its result, or the error of its status.
-
-        ``timeout`` bounds the RPC and the wait for one to take this item.
-        """
-        try:
-            return self._submit(item, name, timeout, alone=False)
-        except _Isolate:
-            return self._submit(item, name, timeout, alone=True)
-
-    def write(self, write: Any, timeout: float) -> Any:
-        """Apply one ``Write`` protobuf; its ``WriteResult``, or the error of its status."""
-        return self.submit(write, write.update.name, timeout)
-
-    def _submit(self, item: Any, name: str, timeout: float, *, alone: bool) -> Any:
-        slot = _Slot(item, name, alone, threading.Event())
-        with self._lock:
-            self._pending.append(slot)
-            if self._in_flight < self._max_in_flight:
-                self._in_flight += 1
-                slot.lead = True
-        while not slot.done:
-            if slot.lead:
-                slot.lead = False
-                self._send_next(timeout)
-                continue
-            if not slot.event.wait(timeout):
-                with self._lock:
-                    if not slot.sent and not slot.lead:
-                        self._pending.remove(slot)
-                        raise _error(4, "no RPC took this item in time")
-                # Sent (the RPC's own timeout bounds it) or just handed the lead.
-                continue
-            slot.event.clear()
-        return slot.outcome()
-
-    def _send_next(self, timeout: float) -> None:
-        """Send one RPC of pending writes, then hand the right to send on."""
-        with self._lock:
-            batch = self._take_batch()
-        try:
-            if batch:
-                self._answer(batch, timeout)
-        finally:
-            with self._lock:
-                nxt = self._pending[0] if self._pending else None
-                if nxt is None:
-                    self._in_flight -= 1
-                else:
-                    nxt.lead = True
-            if nxt is not None:
-                nxt.event.set()
-            for slot in batch:
-                slot.done = True
-                slot.event.set()
-
-    def _answer(self, batch: list[_Slot], timeout: float) -> None:
-        try:
-            outcomes = self._send([s.item for s in batch], timeout)
-        except Exception as exc:
-            self._failed(batch, exc)
-            return
-        self._settle(batch, outcomes)
-
-
 class AsyncCoalescer(_Batches):
-    """``Coalescer`` for coroutines of one event loop (only that loop touches
-    its state, so it needs no lock); ``send`` is a coroutine on that loop."""
+    """Sends items concurrently submitted by the coroutines of one event loop,
+    each for one document, through ``send`` (one RPC for many items; at most
+    one item per document). Only that loop touches its state, so it needs no
+    lock; ``send`` is a coroutine on that loop."""
 
     def __init__(
         self, send: AsyncSend, *, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
@@ -244,18 +164,17 @@ class AsyncCoalescer(_Batches):
         self._send = send
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, item: Any, name: str, timeout: float) -> Any:
-        """As ``Coalescer.submit``, awaited."""
+    async def submit(self, item: Any, name: Hashable, timeout: float) -> Any:
+        """Send ``item`` (for document ``name``); its result, or the error of its status.
+
+        ``timeout`` bounds the RPC and the wait for one to take this item.
+        """
         try:
             return await self._submit(item, name, timeout, alone=False)
         except _Isolate:
             return await self._submit(item, name, timeout, alone=True)
 
-    async def write(self, write: Any, timeout: float) -> Any:
-        """As ``Coalescer.write``, awaited."""
-        return await self.submit(write, write.update.name, timeout)
-
-    async def _submit(self, item: Any, name: str, timeout: float, *, alone: bool) -> Any:
+    async def _submit(self, item: Any, name: Hashable, timeout: float, *, alone: bool) -> Any:
         loop = asyncio.get_running_loop()
         slot = _Slot(item, name, alone, loop.create_future())
         self._pending.append(slot)

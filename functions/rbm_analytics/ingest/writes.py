@@ -2,14 +2,12 @@
 
 The high-level client (``DocumentReference.set`` / ``WriteBatch``) builds
 every write through proto-plus wrappers, which costs about 300 µs of CPU per
-webhook event — more than everything else ingest does together. Building the
-same ``Write`` messages with the raw protobuf classes costs about 20 µs
-(``make bench``: ingest.handler_cpu_per_event). The RPC itself is the
-client's own Commit call, with the client's channel, metadata and emulator
-handling; a single-document write goes through a ``coalesce.Coalescer``
-instead, which shares ``BatchWrite`` RPCs between concurrent requests while
-each still waits for its own write's status (single-document reads share
-``BatchGetDocuments`` RPCs the same way).
+webhook event — more than everything else ingest does together. Here each
+``Write`` is filled in place inside the request that sends it, from a copy
+of a template that already holds its transforms and precondition: a few
+microseconds (``make bench``: ingest.handler_cpu_per_event). The RPCs are
+the client's own Commit, BatchWrite and BatchGetDocuments calls, with the
+client's channel, metadata and emulator handling.
 
 A write here is a merge (``set(..., merge=True)``: the named fields are
 replaced, the rest kept) or a create (fails with ``AlreadyExists`` when the
@@ -20,22 +18,23 @@ which is optimistic concurrency without a transaction's locks. ``get`` is the
 matching read: the named fields of many documents, with their update times,
 in one BatchGetDocuments call.
 
-``get_async`` and ``commit_async`` are the same calls for coroutines (what
-ingest's requests are), over gRPC's asyncio API: a Firestore ``AsyncClient``
-with the same project, database and credentials, one per event loop (its
-channel belongs to the loop; the deployed function has one). A single
-document goes through that loop's ``AsyncCoalescer``; the results and
-errors are the same as the blocking calls'. Nothing blocks the loop and no
-thread is involved: against the thread-pool variant of the same calls, the
-served function's CPU per event fell by about a third
-(``make bench``: ingest.cpu_per_event_16_clients).
+Ingest's requests are coroutines, so ``get_async`` and ``commit_async`` are
+the calls it makes, over gRPC's asyncio API: a Firestore ``AsyncClient`` with
+the same project, database and credentials, one per event loop (its channel
+belongs to the loop; the deployed function has one). A single document goes
+through that loop's ``AsyncCoalescer``, which shares ``BatchWrite`` (and, for
+reads, ``BatchGetDocuments``) RPCs between concurrent requests while each
+still waits for its own write's status. Nothing blocks the loop and no thread
+is involved: against a thread-pool variant of the same calls, the served
+function's CPU per event fell by about a third
+(``make bench``: ingest.cpu_per_event_16_clients). ``get`` and ``commit``
+are the blocking forms, one RPC each, for tools and benchmarks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.types import common, document, write
 from google.cloud.firestore_v1.types import firestore as firestore_types
 
-from rbm_analytics.ingest.coalesce import AsyncCoalescer, Coalescer, Outcome
+from rbm_analytics.ingest.coalesce import AsyncCoalescer, Outcome
 
 _Write = write.Write.pb()
 _FieldTransform = write.DocumentTransform.FieldTransform.pb()
@@ -85,7 +84,7 @@ class DocWrite:
     collection: str
     doc_id: str
     fields: Mapping[str, FieldValue]
-    transforms: Sequence[Transform]
+    transforms: tuple[Transform, ...]
     create: bool = False
     update_time: Any = None
 
@@ -142,15 +141,24 @@ def _decode(value: Any) -> FieldValue:
     return None
 
 
-def _add_transform(pb: Any, t: Transform) -> None:
-    ft = pb.update_transforms.add()
-    ft.field_path = t.field
-    if t.op == "server_time":
-        ft.set_to_server_value = _REQUEST_TIME
-    elif t.op == "minimum":
-        ft.minimum.integer_value = t.value
-    else:
-        ft.increment.integer_value = t.value
+@functools.lru_cache(maxsize=64)
+def _template(transforms: tuple[Transform, ...], create: bool) -> Any:
+    """A ``Write`` with only ``transforms`` and, for a create, its precondition:
+    every write of one kind starts as a copy of it (one C call, where setting
+    the same parts field by field costs several)."""
+    pb = _Write()
+    for t in transforms:
+        ft = pb.update_transforms.add()
+        ft.field_path = t.field
+        if t.op == "server_time":
+            ft.set_to_server_value = _REQUEST_TIME
+        elif t.op == "minimum":
+            ft.minimum.integer_value = t.value
+        else:
+            ft.increment.integer_value = t.value
+    if create:
+        pb.current_document.exists = False  # sets the oneof, as a message would
+    return pb
 
 
 class Committer:
@@ -159,10 +167,6 @@ class Committer:
     def __init__(self, client: firestore.Client) -> None:
         self._client = client
         self._documents = f"{client._database_string}/documents"
-        self._coalescer = Coalescer(self._batch_write)
-        # One read coalescer per field mask (a BatchGetDocuments has one mask).
-        self._readers: dict[tuple[str, ...], Coalescer] = {}
-        self._readers_lock = threading.Lock()
         # Futures and gRPC channels belong to one event loop: each loop has its
         # own client and coalescers (one in the deployed function; tests may
         # run several).
@@ -172,20 +176,26 @@ class Committer:
         self._last: tuple[asyncio.AbstractEventLoop, _LoopClient] | None = None
 
     def encode(self, doc: DocWrite) -> Any:
+        """``doc`` as a ``Write`` protobuf of its own."""
         pb = _Write()
-        pb.update.name = f"{self._documents}/{doc.collection}/{doc.doc_id}"
-        fields = pb.update.fields
+        self.fill(pb, doc)
+        return pb
+
+    def fill(self, pb: Any, doc: DocWrite) -> None:
+        """Encode ``doc`` into ``pb``, an empty ``Write``: a request's own
+        ``writes.add()``, so the write is built where it is sent (a ``Write``
+        built apart is copied whole into its request, which cost about as
+        much as building it)."""
+        pb.CopyFrom(_template(doc.transforms, doc.create))
+        update = pb.update
+        update.name = f"{self._documents}/{doc.collection}/{doc.doc_id}"
+        fields = update.fields
         for key, value in doc.fields.items():
             _set_value(fields[key], value)
-        for t in doc.transforms:
-            _add_transform(pb, t)
-        if doc.create:
-            pb.current_document.exists = False  # sets the oneof, as a message would
-        else:
+        if not doc.create:
             pb.update_mask.field_paths.extend(doc.fields)
             if doc.update_time is not None:
                 pb.current_document.update_time.CopyFrom(doc.update_time)
-        return pb
 
     def get(
         self,
@@ -197,28 +207,11 @@ class Committer:
     ) -> dict[str, Snapshot]:
         """The named fields of each existing document, by id; missing ones are left out.
 
-        One document is read in a ``BatchGetDocuments`` shared with concurrent reads.
+        One ``BatchGetDocuments`` RPC (the blocking form, for tools and benchmarks).
         """
         prefix = f"{self._documents}/{collection}/"
-        names = [prefix + i for i in doc_ids]
-        if len(names) == 1:
-            mask = tuple(field_paths)
-            snap = retry(self._reader(mask).submit)(names[0], names[0], timeout)
-            return {} if snap is None else {names[0][len(prefix) :]: snap}
-        found = self._batch_get(names, field_paths, retry, timeout)
+        found = self._batch_get([prefix + i for i in doc_ids], field_paths, retry, timeout)
         return {name[len(prefix) :]: snap for name, snap in found.items()}
-
-    def _reader(self, mask: tuple[str, ...]) -> Coalescer:
-        with self._readers_lock:
-            reader = self._readers.get(mask)
-            if reader is None:
-                reader = self._readers[mask] = Coalescer(functools.partial(self._read, mask))
-            return reader
-
-    def _read(self, mask: tuple[str, ...], names: Sequence[Any], timeout: float) -> list[Outcome]:
-        """A coalescer's send: one BatchGetDocuments; a missing document's result is None."""
-        found = self._batch_get(names, mask, None, timeout)
-        return [(0, "", found.get(name)) for name in names]
 
     async def get_async(
         self,
@@ -278,23 +271,20 @@ class Committer:
         return _BatchGetRequest.wrap(raw)
 
     def commit(self, docs: Sequence[DocWrite], retry: gretry.Retry, timeout: float) -> list[Any]:
-        """Commit all writes atomically; one raw ``WriteResult`` per write.
-
-        One write shares a ``BatchWrite`` RPC with concurrent ones (atomic
-        alone; the same errors a Commit raises: ``AlreadyExists``, ...);
-        several go in one Commit RPC.
-        """
-        if len(docs) == 1:
-            return [retry(self._coalescer.write)(self.encode(docs[0]), timeout)]
+        """Commit all writes atomically in one Commit RPC (the blocking form, for
+        tools and benchmarks); one raw ``WriteResult`` per write."""
         return self._commit(docs, retry, timeout)
 
     async def commit_async(
         self, docs: Sequence[DocWrite], retry: gretry.AsyncRetry, timeout: float
     ) -> list[Any]:
-        """``commit`` for a coroutine."""
+        """``commit`` for a coroutine. One write shares a ``BatchWrite`` RPC with
+        concurrent ones (atomic alone; the same errors a Commit raises:
+        ``AlreadyExists``, ...); several go in one Commit RPC."""
         own = self._loop_client()
         if len(docs) == 1:
-            return [await retry(own.writer.write)(self.encode(docs[0]), timeout)]
+            doc = docs[0]
+            return [await retry(own.writer.submit)(doc, (doc.collection, doc.doc_id), timeout)]
         return await retry(own.commit)(docs, timeout)
 
     def _commit(
@@ -310,23 +300,25 @@ class Committer:
         return list(_CommitResponse.pb(response).write_results)
 
     def _commit_request(self, docs: Sequence[DocWrite]) -> Any:
-        raw = _CommitRequest.pb()(
-            database=self._client._database_string, writes=[self.encode(d) for d in docs]
-        )
+        raw = _CommitRequest.pb()(database=self._client._database_string)
+        for doc in docs:
+            self.fill(raw.writes.add(), doc)
         return _CommitRequest.wrap(raw)
 
-    def _batch_write(self, writes: Sequence[Any], timeout: float) -> list[Outcome]:
+    def _batch_write(self, docs: Sequence[DocWrite], timeout: float) -> list[Outcome]:
+        """One BatchWrite RPC of ``docs`` (blocking): each write applied on its own."""
         response = self._client._firestore_api.batch_write(
-            request=self._batch_write_request(writes),
+            request=self._batch_write_request(docs),
             metadata=self._client._rpc_metadata,
-            # No retry of a shared RPC: each write's own caller retries its write.
             retry=None,
             timeout=timeout,
         )
         return _outcomes(response)
 
-    def _batch_write_request(self, writes: Sequence[Any]) -> Any:
-        raw = _BatchWriteRequest.pb()(database=self._client._database_string, writes=writes)
+    def _batch_write_request(self, docs: Sequence[DocWrite]) -> Any:
+        raw = _BatchWriteRequest.pb()(database=self._client._database_string)
+        for doc in docs:
+            self.fill(raw.writes.add(), doc)
         return _BatchWriteRequest.wrap(raw)
 
 
@@ -397,9 +389,9 @@ class _LoopClient:
         )
         return list(_CommitResponse.pb(response).write_results)
 
-    async def _batch_write(self, writes: Sequence[Any], timeout: float) -> list[Outcome]:
+    async def _batch_write(self, docs: Sequence[Any], timeout: float) -> list[Outcome]:
         response = await self.client._firestore_api.batch_write(
-            request=self._committer._batch_write_request(writes),
+            request=self._committer._batch_write_request(docs),
             metadata=self.client._rpc_metadata,
             # No retry of a shared RPC: each write's own caller retries its write.
             retry=None,
