@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hashlib
 import hmac
 import io
@@ -479,8 +478,7 @@ def shard_cost(n: int, concurrency: int = 16) -> list[harness.Measurement]:
         store = FirestoreStore(client, retention_days=90, deadline_s=30)
         sharded = [_new_write(store, r) for r in records]
         plain = [
-            dataclasses.replace(
-                d,
+            d._replace(
                 collection=f"{d.collection}_plain",
                 fields={k: v for k, v in d.fields.items() if k != SHARD_FIELD},
             )
@@ -489,9 +487,7 @@ def shard_cost(n: int, concurrency: int = 16) -> list[harness.Measurement]:
         no_retry = gretry.AsyncRetry(predicate=lambda exc: False, timeout=30)
         committer = store._committer
         loop = asyncio.new_event_loop()
-        warm = [
-            dataclasses.replace(d, collection="warm", doc_id=f"w{i}") for i, d in enumerate(sharded)
-        ]
+        warm = [d._replace(collection="warm", doc_id=f"w{i}") for i, d in enumerate(sharded)]
         # The emulator keeps speeding up over its first few thousand writes.
         harness.concurrently(
             lambda i: committer.commit_async([warm[i]], no_retry, 30),

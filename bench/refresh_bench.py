@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager, redirect_stdout, suppress
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -71,7 +70,7 @@ def _receipt(
     store: FirestoreStore, mid: str, agent: str, user: str, kind: Any, at: int
 ) -> DocWrite:
     """A receipt as a blind merge into its message's document, which the seed wrote."""
-    return replace(store.receipt_write(Receipt(mid, agent, user, kind, None, at, at)), create=False)
+    return store.receipt_write(Receipt(mid, agent, user, kind, None, at, at))._replace(create=False)
 
 
 def _traffic(

@@ -38,9 +38,10 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rbm_analytics.core import logs
@@ -95,7 +96,7 @@ def status_of(exc: DomainError) -> int:
 
 
 # Sent with every response: browsers must not guess a CSV or JSON body into HTML.
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff"}
+SECURITY_HEADERS: Mapping[str, str] = MappingProxyType({"X-Content-Type-Options": "nosniff"})
 INTERNAL_ERROR = "internal error; nothing was changed by this request"
 
 
@@ -142,7 +143,7 @@ class Service(Generic[D, R]):
         object.__setattr__(self, "_exact", exact)
 
     def route(self, path: str) -> Route[D, R] | None:
-        found = self._exact.get(_exact_path(path))
+        found = self._exact.get(path) or self._exact.get(_exact_path(path))
         if found is not None:
             return found
         return next((r for r in self.routes if r.matches(path)), None)
@@ -152,7 +153,8 @@ class Service(Generic[D, R]):
         or the 404 or 405 it gets."""
         route = self.route(request.path)
         fields.setdefault("route", route.name if route else "unknown")
-        trace = _trace(request)
+        header = request.header("X-Cloud-Trace-Context")
+        trace = _trace(header) if header else None
         if trace:
             fields["logging.googleapis.com/trace"] = trace
         if route is None:
@@ -225,11 +227,12 @@ def finish(name: str, response: Response, fields: dict[str, Any], started: float
     body = response.body
     if not isinstance(body, bytes):
         body = _logged(name, body, fields, started)
+    headers = response.headers
     response = Response(
         response.status,
         body,
         response.content_type,
-        {**response.headers, **SECURITY_HEADERS},
+        {**headers, **SECURITY_HEADERS} if headers else SECURITY_HEADERS,
     )
     fields["status"] = response.status
     if isinstance(body, bytes):
@@ -245,7 +248,7 @@ def severity(status: int) -> str:
 def _log(name: str, fields: dict[str, Any], started: float, level: str | None = None) -> None:
     fields["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     # A handler may raise its line's severity (a 200 that still needs a look).
-    level = level or fields.pop("severity", None) or severity(fields["status"])
+    level = level or fields.get("severity") or severity(fields["status"])
     logs.write(level, f"{name} request", fields)
 
 
@@ -272,11 +275,9 @@ def _where(exc: BaseException) -> str:
     return f"{type(exc).__name__}{place}"
 
 
-def _trace(request: Request) -> str | None:
-    """Cloud Logging's trace field, so a request's lines group under its trace."""
-    header = request.header("X-Cloud-Trace-Context")
-    if not header:
-        return None
+def _trace(header: str) -> str | None:
+    """Cloud Logging's trace field (from ``X-Cloud-Trace-Context``), so a
+    request's lines group under its trace."""
     trace_id = header.split("/", 1)[0].strip()
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip()
     if not trace_id or not project or not trace_id.isalnum() or len(trace_id) > 64:

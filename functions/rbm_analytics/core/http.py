@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import IO, Any
+from types import MappingProxyType
+from typing import IO, Any, NamedTuple
 
 from rbm_analytics.core.errors import TooLarge
 
+# Shared, read-only defaults (a named tuple's defaults are one object for all).
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
-@dataclass(frozen=True)
-class Request:
+
+class Request(NamedTuple):
+    """One request. Named tuples (here and ``Response``): immutable, and
+    built in one C call where a frozen dataclass sets each field through
+    ``object.__setattr__``; every request builds one of each."""
+
     method: str
     path: str
     headers: Mapping[str, str]
     body: bytes = b""
-    query: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = _NO_QUERY
 
     def header(self, name: str) -> str | None:
         # Flask's headers are case-insensitive already; Starlette's arrive as
@@ -37,16 +44,15 @@ class Request:
         return value
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
     body: bytes | Iterable[bytes]
     content_type: str = "application/json"
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = _NO_HEADERS
 
 
 def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(status, json.dumps(payload).encode(), "application/json", headers or {})
+    return Response(status, json.dumps(payload).encode(), headers=headers or _NO_HEADERS)
 
 
 def read_body(stream: IO[bytes], content_length: int | None, limit: int) -> bytes:

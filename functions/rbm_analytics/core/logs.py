@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -39,17 +38,19 @@ def emit(severity: str, message: str, **fields: Any) -> None:
     write(severity, message, fields)
 
 
-def write(severity: str, message: str, fields: Mapping[str, Any]) -> None:
-    """``emit`` with the fields as one mapping (a request's line: no copy of them)."""
-    entry: dict[str, Any] = {"severity": severity, "message": message}
-    entry.update(fields)
-    if "time" not in entry:
-        entry["time"] = _now()
+def write(severity: str, message: str, fields: dict[str, Any]) -> None:
+    """``emit`` with the fields as one dict, which becomes the entry itself:
+    ``severity``, ``message`` and (unless given) ``time`` are set in it, so a
+    request's line copies nothing."""
+    fields["severity"] = severity
+    fields["message"] = message
+    if "time" not in fields:
+        fields["time"] = _now()
     try:
         # orjson: a fraction of the standard library's cost, on every request.
-        line = orjson.dumps(entry, default=str, option=_OPTIONS).decode()
+        line = orjson.dumps(fields, default=str, option=_OPTIONS).decode()
     except TypeError:
-        line = _ENCODER.encode(entry) + "\n"
+        line = _ENCODER.encode(fields) + "\n"
     sys.stdout.write(line)
     sys.stdout.flush()
 

@@ -24,15 +24,16 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rbm_analytics.core.config import Credential
 from rbm_analytics.core.errors import ConfigError, NotPermitted, Unauthenticated
 
 
-@dataclass(frozen=True)
-class Grant:
-    """The agents a verified request may write for (``agents`` None: any)."""
+class Grant(NamedTuple):
+    """The agents a verified request may write for (``agents`` None: any).
+
+    A named tuple: immutable, and cheap to build on every request."""
 
     agents: frozenset[str] | None
     credential: str  # what matched, for error messages: "client token", "API key", ...
@@ -42,7 +43,8 @@ class Grant:
 
     def require(self, agent_id: str, field: str = "agentId") -> None:
         """403 naming ``field`` (never its value) when ``agent_id`` is not covered."""
-        if not self.allows(agent_id):
+        agents = self.agents
+        if agents is not None and agent_id not in agents:
             raise NotPermitted(f"{field} names an agent this {self.credential} is not bound to")
 
 
@@ -51,8 +53,12 @@ def _grant(
 ) -> Grant | None:
     """The grant of every entry ``matches`` accepts; all entries are always tried."""
     matched = [c for c in credentials if matches(c)]
-    if not matched:
-        return None
+    return _grant_of(matched, what) if matched else None
+
+
+def _grant_of(matched: list[Credential], what: str) -> Grant:
+    if len(matched) == 1:  # nearly always: the one entry's own agents
+        return Grant(matched[0].agents, what)
     if any(c.agents is None for c in matched):
         return Grant(None, what)
     return Grant(frozenset().union(*(c.agents or () for c in matched)), what)
@@ -66,19 +72,21 @@ def verify_signature(data: bytes, signature: str | None, tokens: tuple[Credentia
     if not signature:
         raise Unauthenticated("X-Goog-Signature header is missing")
     try:
-        provided = base64.b64decode(signature.strip(), validate=True)
+        # Strict: only the base64 alphabet, with correct padding and nothing after it.
+        provided = binascii.a2b_base64(signature.strip(), strict_mode=True)
     except (binascii.Error, ValueError):
         raise Unauthenticated("X-Goog-Signature is not valid base64") from None
 
-    def matches(token: Credential) -> bool:
-        # hmac.digest: OpenSSL's one-shot HMAC, a third cheaper than hmac.new().
-        expected = hmac.digest(token.secret.encode(), data, "sha512")
-        return hmac.compare_digest(provided, expected)
-
-    grant = _grant(tokens, matches, "client token")
-    if grant is None:
+    # Every token is tried (hmac.digest: OpenSSL's one-shot HMAC, a third
+    # cheaper than hmac.new()).
+    matched = [
+        token
+        for token in tokens
+        if hmac.compare_digest(provided, hmac.digest(token.secret.encode(), data, "sha512"))
+    ]
+    if not matched:
         raise Unauthenticated("X-Goog-Signature does not match any configured client token")
-    return grant
+    return _grant_of(matched, "client token")
 
 
 def sign(data: bytes, token: str) -> str:

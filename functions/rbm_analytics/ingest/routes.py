@@ -22,8 +22,7 @@ Statuses:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rbm_analytics import web
 from rbm_analytics.core.config import Settings, get_settings
@@ -54,8 +53,7 @@ AGENT_MESSAGES_PATH = "/agent-messages"
 PUBSUB_PATH = "/pubsub"
 
 
-@dataclass(frozen=True)
-class Deps:
+class Deps(NamedTuple):
     settings: Settings
     store_factory: Callable[[], Store]
     relay: Relay

@@ -60,7 +60,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
@@ -89,6 +89,12 @@ AGENT_MESSAGE_STATE = ("agent_id", "sent_at_us", "delivered_at_us", "read_at_us"
 MAX_ATTEMPTS = 5
 # Every write sets ``updated_at`` to the commit time: what the refresh reads by.
 _UPDATED_AT = (Transform("updated_at", "server_time"),)
+T = TypeVar("T")
+# A receipt's two fields: when it happened, and when ingest received it.
+_RECEIPT_FIELDS: dict[str, tuple[str, str]] = {
+    "DELIVERED": ("delivered_at_us", "delivered_received_at_us"),
+    "READ": ("read_at_us", "read_received_at_us"),
+}
 _STORED_ONE = WriteCounts(stored=1)
 _DUPLICATE_ONE = WriteCounts(duplicate=1)
 
@@ -149,7 +155,7 @@ class FirestoreStore:
     async def put_async(self, record: WebhookRecord) -> WriteCounts:
         """Store one webhook record; a receipt for another agent's message is a conflict."""
         if isinstance(record, Receipt):
-            return await self._attempts(lambda: self._put_receipt(record))
+            return await self._attempts(self._put_receipt, record)
         if isinstance(record, UserMessage):
             return await self._put_user_message(record)
         try:
@@ -171,7 +177,7 @@ class FirestoreStore:
                 unique[rec.message_id] = rec
         if conflicts:
             return WriteCounts(conflicts=tuple(sorted(conflicts)))
-        counts = await self._attempts(lambda: self._put_sent(unique))
+        counts = await self._attempts(self._put_sent, unique)
         in_request_duplicates = 0 if counts.conflicts else len(records) - len(unique)
         return counts + WriteCounts(duplicate=in_request_duplicates)
 
@@ -199,7 +205,7 @@ class FirestoreStore:
         snap = (await self._get(AGENT_MESSAGES, (rec.message_id,))).get(rec.message_id)
         if _owner(snap) not in (None, rec.agent_id):
             return WriteCounts(conflicts=(rec.message_id,))
-        if not _earlier(rec.event_us, snap, f"{_prefix(rec)}_at_us"):
+        if not _earlier(rec.event_us, snap, _RECEIPT_FIELDS[rec.receipt][0]):
             return _DUPLICATE_ONE
         await self._commit(self.receipt_write(rec, snap))
         return _STORED_ONE
@@ -239,15 +245,15 @@ class FirestoreStore:
     def receipt_write(self, rec: Receipt, stored: Snapshot | None = None) -> DocWrite:
         """The receipt's time; creates the document, owned by the receipt's agent,
         when the sent record has not arrived yet."""
-        prefix = _prefix(rec)
+        at, received_at = _RECEIPT_FIELDS[rec.receipt]
         return DocWrite(
             AGENT_MESSAGES,
             rec.message_id,
             fields={
                 SHARD_FIELD: shard_of(rec.message_id, self._shard_count),
                 "agent_id": rec.agent_id,
-                f"{prefix}_at_us": rec.event_us,
-                f"{prefix}_received_at_us": rec.received_us,
+                at: rec.event_us,
+                received_at: rec.received_us,
                 "expire_at": self._expiry(),
             },
             transforms=_UPDATED_AT,
@@ -295,11 +301,13 @@ class FirestoreStore:
         )
 
     # -- plumbing -------------------------------------------------------------
-    async def _attempts(self, attempt: Callable[[], Awaitable[WriteCounts]]) -> WriteCounts:
-        """Read, decide and write again while other requests win the race."""
+    async def _attempts(
+        self, attempt: Callable[[T], Awaitable[WriteCounts]], arg: T
+    ) -> WriteCounts:
+        """``attempt(arg)``: read, decide and write again while other requests win the race."""
         for _ in range(MAX_ATTEMPTS):
             try:
-                return await attempt()
+                return await attempt(arg)
             except _Changed:
                 continue
         raise Unavailable(
@@ -341,10 +349,6 @@ def _storage_error(exc: Exception) -> _Changed:
         # A create found the document, or it changed since it was read.
         return _Changed()
     raise Unavailable(f"storage is unavailable ({type(exc).__name__}); retry later") from exc
-
-
-def _prefix(rec: Receipt) -> str:
-    return "delivered" if rec.receipt == "DELIVERED" else "read"
 
 
 class _Changed(Exception):

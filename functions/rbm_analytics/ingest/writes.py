@@ -37,9 +37,8 @@ import asyncio
 import functools
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from google.api_core import retry as gretry
 from google.cloud import firestore
@@ -59,6 +58,10 @@ _BatchGetRequest = firestore_types.BatchGetDocumentsRequest
 _BatchGetResponse = firestore_types.BatchGetDocumentsResponse
 _BatchWriteRequest = firestore_types.BatchWriteRequest
 _BatchWriteResponse = firestore_types.BatchWriteResponse
+# The raw classes requests are built from, then wrapped (not copied) into
+# the client's proto-plus types.
+_RawCommitRequest = _CommitRequest.pb()
+_RawBatchWriteRequest = _BatchWriteRequest.pb()
 _REQUEST_TIME = _FieldTransform.ServerValue.REQUEST_TIME
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -66,15 +69,13 @@ FieldValue = str | int | datetime | None
 TransformOp = Literal["minimum", "increment", "server_time"]
 
 
-@dataclass(frozen=True, slots=True)
-class Transform:
+class Transform(NamedTuple):
     field: str
     op: TransformOp
     value: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class DocWrite:
+class DocWrite(NamedTuple):
     """One document write: ``fields`` set (merge or create), then ``transforms``.
 
     ``create``: only if the document does not exist. ``update_time`` (from
@@ -89,8 +90,7 @@ class DocWrite:
     update_time: Any = None
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """The fields a read asked for (those present) and the document's update time."""
 
     fields: Mapping[str, FieldValue]
@@ -99,14 +99,7 @@ class Snapshot:
 
 def _set_value(target: Any, value: FieldValue) -> None:
     """Fill a Value message in place (cheaper than building and copying one)."""
-    # The two kinds nearly every field is, by exact type first (a bool is
-    # not an int here, so it still reaches its refusal below).
-    kind = type(value)
-    if kind is int:
-        target.integer_value = value
-    elif kind is str:
-        target.string_value = value
-    elif value is None:
+    if value is None:
         target.null_value = 0
     elif isinstance(value, bool):  # bool is an int: refuse it rather than store 0/1
         raise TypeError("booleans are not stored")
@@ -118,8 +111,10 @@ def _set_value(target: Any, value: FieldValue) -> None:
         # Exact integer seconds and nanos; Timestamp.FromDatetime gets the same
         # through several conversions and costs a few times more per write.
         delta = value - _EPOCH
-        target.timestamp_value.seconds = delta.days * 86_400 + delta.seconds
-        target.timestamp_value.nanos = delta.microseconds * 1000
+        timestamp = target.timestamp_value
+        timestamp.seconds = delta.days * 86_400 + delta.seconds
+        if delta.microseconds:  # zero is the default (expire_at is whole seconds)
+            timestamp.nanos = delta.microseconds * 1000
 
 
 def _value(value: FieldValue) -> Any:
@@ -166,7 +161,8 @@ class Committer:
 
     def __init__(self, client: firestore.Client) -> None:
         self._client = client
-        self._documents = f"{client._database_string}/documents"
+        self._database = client._database_string
+        self._documents = f"{self._database}/documents"
         # Futures and gRPC channels belong to one event loop: each loop has its
         # own client and coalescers (one in the deployed function; tests may
         # run several).
@@ -191,7 +187,17 @@ class Committer:
         update.name = f"{self._documents}/{doc.collection}/{doc.doc_id}"
         fields = update.fields
         for key, value in doc.fields.items():
-            _set_value(fields[key], value)
+            # The kinds nearly every field is, by exact type and without a
+            # call (a bool is not an int here: it reaches its refusal).
+            kind = type(value)
+            if kind is int:
+                fields[key].integer_value = value
+            elif kind is str:
+                fields[key].string_value = value
+            elif value is None:
+                fields[key].null_value = 0
+            else:
+                _set_value(fields[key], value)
         if not doc.create:
             pb.update_mask.field_paths.extend(doc.fields)
             if doc.update_time is not None:
@@ -264,7 +270,7 @@ class Committer:
 
     def _batch_get_request(self, names: Sequence[str], field_paths: Sequence[str]) -> Any:
         raw = _BatchGetRequest.pb()(
-            database=self._client._database_string,
+            database=self._database,
             documents=names,
             mask=_DocumentMask(field_paths=field_paths),
         )
@@ -300,7 +306,7 @@ class Committer:
         return list(_CommitResponse.pb(response).write_results)
 
     def _commit_request(self, docs: Sequence[DocWrite]) -> Any:
-        raw = _CommitRequest.pb()(database=self._client._database_string)
+        raw = _RawCommitRequest(database=self._database)
         for doc in docs:
             self.fill(raw.writes.add(), doc)
         return _CommitRequest.wrap(raw)
@@ -316,7 +322,7 @@ class Committer:
         return _outcomes(response)
 
     def _batch_write_request(self, docs: Sequence[DocWrite]) -> Any:
-        raw = _BatchWriteRequest.pb()(database=self._client._database_string)
+        raw = _RawBatchWriteRequest(database=self._database)
         for doc in docs:
             self.fill(raw.writes.add(), doc)
         return _BatchWriteRequest.wrap(raw)
