@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
 import re
 
 from rbm_analytics.core.errors import InvalidInput
+from rbm_analytics.core.keyed import keyed
 
 # E.164: a plus sign and up to 15 digits, no leading zero.
 _E164 = re.compile(r"\+[1-9][0-9]{4,14}")
@@ -19,6 +19,4 @@ def user_key(phone_number: object, key: bytes, *, field: str = "senderPhoneNumbe
     """
     if not isinstance(phone_number, str) or not _E164.fullmatch(phone_number):
         raise InvalidInput(f"{field} must be an E.164 phone number: + and 5 to 15 digits")
-    # hmac.digest: OpenSSL's one-shot HMAC, one call (a copy of a keyed
-    # hmac.HMAC skips the key's blocks but costs three calls of Python).
-    return hmac.digest(key, phone_number.encode(), "sha256").hex()
+    return keyed(key, "sha256").digest(phone_number.encode()).hex()

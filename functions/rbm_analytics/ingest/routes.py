@@ -21,6 +21,7 @@ Statuses:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
@@ -59,29 +60,54 @@ class Deps(NamedTuple):
     relay: Relay
 
 
-async def handle(
+def handle(
     request: Request,
     settings: Settings,
     store_factory: Callable[[], Store],
     *,
     relay: Relay | None = None,
     started: float | None = None,
-) -> Response:
+) -> Awaitable[Response]:
     """Serve one ingest request and write its one log line (statuses above).
 
     ``relay`` forwards verified webhook requests (default: the settings' one).
-    A coroutine: storage is awaited, so a request holds no thread.
+    Awaited: storage is awaited, so a request holds no thread.
     """
-    return await web.serve_async(
+    return web.serve_async(
         SERVICE,
         request,
-        lambda: Deps(settings, store_factory, relay or Relay.from_settings(settings)),
+        _deps_of(settings, store_factory, relay),
         fields={"stored": 0, "duplicate": 0},
         started=started,
     )
 
 
-async def _webhook(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:
+# The last request's dependencies: the deployed function passes the same
+# settings, store factory and relay every time, so their Deps (and the
+# factory serve_async asks for) are made once, not per request.
+_last_deps: tuple[Settings, Callable[[], Store], Relay | None, Callable[[], Deps]] | None = None
+
+
+def _deps_of(
+    settings: Settings, store_factory: Callable[[], Store], relay: Relay | None
+) -> Callable[[], Deps]:
+    global _last_deps
+    last = _last_deps
+    if last is not None and last[0] is settings and last[1] is store_factory and last[2] is relay:
+        return last[3]
+    deps = Deps(settings, store_factory, relay or Relay.from_settings(settings))
+    factory = functools.partial(_same, deps)
+    _last_deps = (settings, store_factory, relay, factory)
+    return factory
+
+
+def _same(deps: Deps) -> Deps:
+    return deps
+
+
+def _webhook(request: Request, deps: Deps, fields: dict[str, Any]) -> Awaitable[Response]:
+    # Not a coroutine itself: what it checks raises at once, and what it
+    # returns is the one coroutine serve_async awaits.
     settings = deps.settings
     doc = parse_json(request.body)
     handshake = parse_handshake(doc)
@@ -90,11 +116,15 @@ async def _webhook(request: Request, deps: Deps, fields: dict[str, Any]) -> Resp
         if not is_client_token(handshake.client_token, settings.rbm_client_tokens):
             raise NotPermitted("clientToken is not one of the configured client tokens")
         fields["outcome"] = "verified"
-        return Response(200, handshake.secret.encode(), "text/plain; charset=utf-8")
+        return _ready(Response(200, handshake.secret.encode(), "text/plain; charset=utf-8"))
 
     data = envelope_data(doc)
     grant = verify_signature(data, request.header("X-Goog-Signature"), settings.rbm_client_tokens)
-    return await _accept(request, doc, data, deps, fields, grant)
+    return _accept(request, doc, data, deps, fields, grant)
+
+
+async def _ready(response: Response) -> Response:
+    return response
 
 
 async def _pubsub(request: Request, deps: Deps, fields: dict[str, Any]) -> Response:

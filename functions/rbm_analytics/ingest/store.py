@@ -157,11 +157,16 @@ class FirestoreStore:
         if isinstance(record, Receipt):
             return await self._attempts(self._put_receipt, record)
         if isinstance(record, UserMessage):
-            return await self._put_user_message(record)
+            doc = self.user_message_write(record)
+        else:
+            doc = self.user_event_write(record)
         try:
-            await self._commit(self.user_event_write(record))
+            await self._commit(doc)
         except _Changed:
-            return WriteCounts(duplicate=1)
+            # A copy; a user message id is read only now: was it another agent's?
+            if isinstance(record, UserMessage):
+                return await self._user_message_copy(record)
+            return _DUPLICATE_ONE
         return _STORED_ONE
 
     async def put_agent_messages_async(self, records: Sequence[AgentMessage]) -> WriteCounts:
@@ -210,16 +215,13 @@ class FirestoreStore:
         await self._commit(self.receipt_write(rec, snap))
         return _STORED_ONE
 
-    async def _put_user_message(self, rec: UserMessage) -> WriteCounts:
-        try:
-            await self._commit(self.user_message_write(rec))
-        except _Changed:
-            # Only now is it read: was the id another agent's?
-            snaps = await self._get(USER_MESSAGES, (rec.message_id,), ("agent_id",))
-            if _owner(snaps.get(rec.message_id)) not in (None, rec.agent_id):
-                return WriteCounts(conflicts=(rec.message_id,))
-            return _DUPLICATE_ONE
-        return _STORED_ONE
+    async def _user_message_copy(self, rec: UserMessage) -> WriteCounts:
+        """A user message whose document exists: a duplicate, or a conflict when
+        the id is another agent's."""
+        snaps = await self._get(USER_MESSAGES, (rec.message_id,), ("agent_id",))
+        if _owner(snaps.get(rec.message_id)) not in (None, rec.agent_id):
+            return WriteCounts(conflicts=(rec.message_id,))
+        return _DUPLICATE_ONE
 
     # -- documents ------------------------------------------------------------
     def sent_write(self, rec: AgentMessage, stored: Snapshot | None = None) -> DocWrite:
