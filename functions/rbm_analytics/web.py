@@ -38,10 +38,9 @@ from __future__ import annotations
 import os
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from rbm_analytics.core import logs
@@ -58,6 +57,7 @@ from rbm_analytics.core.errors import (
     Unavailable,
 )
 from rbm_analytics.core.http import (
+    SECURITY_HEADERS,
     Request,
     Response,
     check_declared_length,
@@ -95,8 +95,6 @@ def status_of(exc: DomainError) -> int:
     return next((status for kind, status in STATUSES if isinstance(exc, kind)), 500)
 
 
-# Sent with every response: browsers must not guess a CSV or JSON body into HTML.
-SECURITY_HEADERS: Mapping[str, str] = MappingProxyType({"X-Content-Type-Options": "nosniff"})
 INTERNAL_ERROR = "internal error; nothing was changed by this request"
 
 
@@ -151,7 +149,8 @@ class Service(Generic[D, R]):
     def checked(self, request: Request, fields: dict[str, Any]) -> Route[D, R]:
         """The route ``request`` goes to (named in ``fields``, with the trace),
         or the 404 or 405 it gets."""
-        route = self.route(request.path)
+        path = request.path
+        route = self._exact.get(path) or self.route(path)
         fields.setdefault("route", route.name if route else "unknown")
         header = request.header("X-Cloud-Trace-Context")
         trace = _trace(header) if header else None
@@ -227,13 +226,13 @@ def finish(name: str, response: Response, fields: dict[str, Any], started: float
     body = response.body
     if not isinstance(body, bytes):
         body = _logged(name, body, fields, started)
-    headers = response.headers
-    response = Response(
-        response.status,
-        body,
-        response.content_type,
-        {**headers, **SECURITY_HEADERS} if headers else SECURITY_HEADERS,
-    )
+    if body is not response.body or response.headers is not SECURITY_HEADERS:
+        response = Response(
+            response.status,
+            body,
+            response.content_type,
+            {**response.headers, **SECURITY_HEADERS},
+        )
     fields["status"] = response.status
     if isinstance(body, bytes):
         _log(name, fields, started)

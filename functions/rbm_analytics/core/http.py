@@ -16,7 +16,10 @@ from rbm_analytics.core.errors import TooLarge
 
 # Shared, read-only defaults (a named tuple's defaults are one object for all).
 _NO_QUERY: Mapping[str, str] = MappingProxyType({})
-_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+# Every response carries these (``web.finish`` adds them to headers a handler
+# set): browsers must not guess a CSV or JSON body into HTML. A response
+# that sets none has them already, so nothing is rebuilt for it.
+SECURITY_HEADERS: Mapping[str, str] = MappingProxyType({"X-Content-Type-Options": "nosniff"})
 
 
 class Request(NamedTuple):
@@ -48,11 +51,11 @@ class Response(NamedTuple):
     status: int
     body: bytes | Iterable[bytes]
     content_type: str = "application/json"
-    headers: Mapping[str, str] = _NO_HEADERS
+    headers: Mapping[str, str] = SECURITY_HEADERS
 
 
 def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(status, json.dumps(payload).encode(), headers=headers or _NO_HEADERS)
+    return Response(status, json.dumps(payload).encode(), headers=headers or SECURITY_HEADERS)
 
 
 def read_body(stream: IO[bytes], content_length: int | None, limit: int) -> bytes:

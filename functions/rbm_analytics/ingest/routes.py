@@ -234,11 +234,22 @@ def _kind(record: Receipt | UserMessage | UserEvent) -> str:
     return record.event_type
 
 
+def _answer(stored: int, duplicate: int) -> Response:
+    # The same bytes json.dumps writes, without an encoder.
+    return Response(200, b'{"stored": %d, "duplicate": %d}' % (stored, duplicate))
+
+
+# What nearly every webhook answers (one event, stored or a copy), made once.
+_ANSWERS = {(s, d): _answer(s, d) for s, d in ((1, 0), (0, 1))}
+
+
 def _stored(counts: WriteCounts, fields: dict[str, Any]) -> Response:
-    fields.update(outcome="stored", stored=counts.stored, duplicate=counts.duplicate)
+    fields["outcome"] = "stored"
+    fields["stored"] = counts.stored
+    fields["duplicate"] = counts.duplicate
     if not counts.conflicts:
-        # The same bytes json.dumps writes, without an encoder: every webhook answers this.
-        return Response(200, b'{"stored": %d, "duplicate": %d}' % (counts.stored, counts.duplicate))
+        answer = _ANSWERS.get((counts.stored, counts.duplicate))
+        return answer if answer is not None else _answer(counts.stored, counts.duplicate)
     # Another agent's message: acknowledged (RBM would redeliver it for 7
     # days) but not stored; a WARNING so it is seen.
     fields.update(
