@@ -106,7 +106,7 @@ async def _encode_only(
 
 def client_dict(doc: DocWrite) -> dict[str, Any]:
     """The same document as the high-level client's set(merge=True) data."""
-    data: dict[str, Any] = dict(doc.fields)
+    data: dict[str, Any] = doc.all_fields()
     for t in doc.transforms:
         if t.op == "minimum":
             data[t.field] = fs_transforms.Minimum(t.value)

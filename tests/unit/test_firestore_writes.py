@@ -86,3 +86,36 @@ def test_merge_after_a_read_requires_the_read_update_time(committer: Committer) 
 )
 def test_reads_decode_what_writes_encode(value: object) -> None:
     assert _decode(_value(value)) == value  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_shared_fields_encode_as_the_same_fields_given_one_by_one(
+    committer: Committer, create: bool
+) -> None:
+    at = datetime(2027, 3, 1, tzinfo=UTC)
+    shared = (("agent_id", "a"), ("kind", "text"), ("postback_data", None), ("expire_at", at))
+    own = {"shard": 7, "user_key": "k" * 64, "event_at_us": 5}
+    transforms = (Transform("updated_at", "server_time"),)
+    split = committer.encode(
+        DocWrite("user_messages", "u1", own, transforms, create=create, shared=shared)
+    )
+    whole = committer.encode(
+        DocWrite("user_messages", "u1", {**dict(shared), **own}, transforms, create=create)
+    )
+    assert split.update == whole.update  # the same document fields, whatever their order
+    assert set(split.update_mask.field_paths) == set(whole.update_mask.field_paths)
+    assert split.current_document == whole.current_document
+    assert list(split.update_transforms) == list(whole.update_transforms)
+
+
+def test_writes_sharing_a_template_do_not_see_each_others_fields(committer: Committer) -> None:
+    shared = (("agent_id", "a"),)
+    transforms = (Transform("updated_at", "server_time"),)
+    first = committer.encode(DocWrite("c", "d1", {"x": 1}, transforms, True, shared=shared))
+    second = committer.encode(DocWrite("c", "d2", {"y": 2}, transforms, True, shared=shared))
+    assert set(first.update.fields) == {"agent_id", "x"}
+    assert set(second.update.fields) == {"agent_id", "y"}
+    assert DocWrite("c", "d2", {"y": 2}, transforms, shared=shared).all_fields() == {
+        "agent_id": "a",
+        "y": 2,
+    }

@@ -231,17 +231,19 @@ class FirestoreStore:
             rec.message_id,
             fields={
                 SHARD_FIELD: shard_of(rec.message_id, self._shard_count),
-                "agent_id": rec.agent_id,
                 "user_key": rec.user_key,
-                "content_type": rec.content_type,
-                "traffic_type": rec.traffic_type,
                 "sent_at_us": rec.sent_us,
                 "sent_received_at_us": rec.received_us,
-                "expire_at": self._expiry(),
             },
             transforms=_UPDATED_AT,
             create=stored is None,
             update_time=None if stored is None else stored.update_time,
+            shared=(
+                ("agent_id", rec.agent_id),
+                ("content_type", rec.content_type),
+                ("traffic_type", rec.traffic_type),
+                ("expire_at", self._expiry()),
+            ),
         )
 
     def receipt_write(self, rec: Receipt, stored: Snapshot | None = None) -> DocWrite:
@@ -253,14 +255,13 @@ class FirestoreStore:
             rec.message_id,
             fields={
                 SHARD_FIELD: shard_of(rec.message_id, self._shard_count),
-                "agent_id": rec.agent_id,
                 at: rec.event_us,
                 received_at: rec.received_us,
-                "expire_at": self._expiry(),
             },
             transforms=_UPDATED_AT,
             create=stored is None,
             update_time=None if stored is None else stored.update_time,
+            shared=(("agent_id", rec.agent_id), ("expire_at", self._expiry())),
         )
 
     def user_message_write(self, rec: UserMessage) -> DocWrite:
@@ -269,17 +270,19 @@ class FirestoreStore:
             rec.message_id,
             fields={
                 SHARD_FIELD: shard_of(rec.message_id, self._shard_count),
-                "agent_id": rec.agent_id,
                 "user_key": rec.user_key,
-                "kind": rec.kind,
-                "postback_data": rec.postback_data,
-                "mime_type": rec.mime_type,
                 "event_at_us": rec.event_us,
                 "received_at_us": rec.received_us,
-                "expire_at": self._expiry(),
             },
             transforms=_UPDATED_AT,
             create=True,
+            shared=(
+                ("agent_id", rec.agent_id),
+                ("kind", rec.kind),
+                ("postback_data", rec.postback_data),
+                ("mime_type", rec.mime_type),
+                ("expire_at", self._expiry()),
+            ),
         )
 
     def user_event_write(self, rec: UserEvent) -> DocWrite:
@@ -290,16 +293,18 @@ class FirestoreStore:
             fields={
                 SHARD_FIELD: shard_of(doc_id, self._shard_count),
                 "event_id": rec.event_id,
-                "agent_id": rec.agent_id,
                 "user_key": rec.user_key,
-                "event_type": rec.event_type,
                 "message_id": rec.message_id,
                 "event_at_us": rec.event_us,
                 "received_at_us": rec.received_us,
-                "expire_at": self._expiry(),
             },
             transforms=_UPDATED_AT,
             create=True,
+            shared=(
+                ("agent_id", rec.agent_id),
+                ("event_type", rec.event_type),
+                ("expire_at", self._expiry()),
+            ),
         )
 
     # -- plumbing -------------------------------------------------------------
