@@ -76,7 +76,7 @@ class _Slot:
     """One waiting item and, once answered, its result or error."""
 
     __slots__ = (
-        "alone", "answered", "done", "error", "event", "item", "lead", "name", "result", "sent"
+        "alone", "answered", "error", "event", "item", "name", "result", "sent"
     )  # fmt: skip
 
     def __init__(self, item: Any, name: Hashable, alone: bool, event: asyncio.Future[None]) -> None:
@@ -85,8 +85,6 @@ class _Slot:
         self.alone = alone
         self.event = event  # what the waiter awaits
         self.sent = False
-        self.lead = False  # handed the right to send the next RPC
-        self.done = False
         # Until its status says otherwise, an item has not succeeded.
         self.answered = False
         self.result: Any = None
@@ -104,14 +102,49 @@ class _Isolate(Exception):
     """The shared RPC was refused as invalid: send this write on its own."""
 
 
-class _Batches:
-    """The pending items, how they form an RPC, and how its answer is shared out."""
+class AsyncCoalescer:
+    """Sends items concurrently submitted by the coroutines of one event loop,
+    each for one document, through ``send`` (one RPC for many items; at most
+    one item per document). Only that loop touches its state, so it needs no
+    lock; ``send`` is a coroutine on that loop."""
 
-    def __init__(self, max_batch: int, max_in_flight: int) -> None:
+    def __init__(
+        self, send: AsyncSend, *, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
+    ) -> None:
+        self._send = send
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._pending: deque[_Slot] = deque()
         self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Any, name: Hashable, timeout: float) -> Any:
+        """Send ``item`` (for document ``name``); its result, or the error of its status.
+
+        ``timeout`` bounds the RPC and the wait for one to take this item.
+        """
+        try:
+            return await self._submit(item, name, timeout, alone=False)
+        except _Isolate:
+            return await self._submit(item, name, timeout, alone=True)
+
+    async def _submit(self, item: Any, name: Hashable, timeout: float, *, alone: bool) -> Any:
+        loop = asyncio.get_running_loop()
+        slot = _Slot(item, name, alone, loop.create_future())
+        self._pending.append(slot)
+        if self._in_flight < self._max_in_flight:
+            self._in_flight += 1
+            self._send_next(loop, timeout)
+        if slot.sent:
+            # In an RPC already: that RPC's own timeout bounds the wait.
+            await slot.event
+        else:
+            expiry = loop.call_later(timeout, self._expire, slot)
+            try:
+                await slot.event
+            finally:
+                expiry.cancel()
+        return slot.outcome()
 
     def _take_batch(self) -> list[_Slot]:
         """The next RPC's items: in order, one per document, an ``alone`` item by itself."""
@@ -150,48 +183,6 @@ class _Batches:
                 slot.error = _error(code, message)
             slot.answered = True
 
-
-class AsyncCoalescer(_Batches):
-    """Sends items concurrently submitted by the coroutines of one event loop,
-    each for one document, through ``send`` (one RPC for many items; at most
-    one item per document). Only that loop touches its state, so it needs no
-    lock; ``send`` is a coroutine on that loop."""
-
-    def __init__(
-        self, send: AsyncSend, *, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
-    ) -> None:
-        super().__init__(max_batch, max_in_flight)
-        self._send = send
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def submit(self, item: Any, name: Hashable, timeout: float) -> Any:
-        """Send ``item`` (for document ``name``); its result, or the error of its status.
-
-        ``timeout`` bounds the RPC and the wait for one to take this item.
-        """
-        try:
-            return await self._submit(item, name, timeout, alone=False)
-        except _Isolate:
-            return await self._submit(item, name, timeout, alone=True)
-
-    async def _submit(self, item: Any, name: Hashable, timeout: float, *, alone: bool) -> Any:
-        loop = asyncio.get_running_loop()
-        slot = _Slot(item, name, alone, loop.create_future())
-        self._pending.append(slot)
-        if self._in_flight < self._max_in_flight:
-            self._in_flight += 1
-            self._send_next(loop, timeout)
-        if slot.sent:
-            # In an RPC already: that RPC's own timeout bounds the wait.
-            await slot.event
-        else:
-            expiry = loop.call_later(timeout, self._expire, slot)
-            try:
-                await slot.event
-            finally:
-                expiry.cancel()
-        return slot.outcome()
-
     def _expire(self, slot: _Slot) -> None:
         if not slot.sent:
             self._pending.remove(slot)
@@ -220,7 +211,6 @@ class AsyncCoalescer(_Batches):
             self._settle(batch, outcomes)
         finally:
             for slot in batch:
-                slot.done = True
                 _wake(slot)
             self._send_next(loop, timeout)
 
