@@ -475,9 +475,14 @@ def shard_cost(n: int, concurrency: int = 16) -> list[harness.Measurement]:
         )
         for _, _, body in webhook_requests(n, 4, "shard-")
     ]
-    with tempfile.TemporaryDirectory() as tmp_s, harness.firestore(Path(tmp_s)) as fs:
-        with mock.patch.dict("os.environ", {"FIRESTORE_EMULATOR_HOST": fs.host}):
-            client = firestore.Client(project=PROJECT)
+    # The emulator's address for the whole run: the store writes through the
+    # asyncio client, made on first use from the environment.
+    with (
+        tempfile.TemporaryDirectory() as tmp_s,
+        harness.firestore(Path(tmp_s)) as fs,
+        mock.patch.dict("os.environ", {"FIRESTORE_EMULATOR_HOST": fs.host}),
+    ):
+        client = firestore.Client(project=PROJECT)
         store = FirestoreStore(client, retention_days=90, deadline_s=30)
         sharded = [_new_write(store, r) for r in records]
         plain = [
