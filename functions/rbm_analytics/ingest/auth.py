@@ -44,8 +44,7 @@ class Grant(NamedTuple):
 
     def require(self, agent_id: str, field: str = "agentId") -> None:
         """403 naming ``field`` (never its value) when ``agent_id`` is not covered."""
-        agents = self.agents
-        if agents is not None and agent_id not in agents:
+        if not self.allows(agent_id):
             raise NotPermitted(f"{field} names an agent this {self.credential} is not bound to")
 
 

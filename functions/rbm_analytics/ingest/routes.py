@@ -71,7 +71,8 @@ def handle(
     """Serve one ingest request and write its one log line (statuses above).
 
     ``relay`` forwards verified webhook requests (default: the settings' one).
-    Awaited: storage is awaited, so a request holds no thread.
+    Returns what to await for the response: storage is awaited, so a
+    request holds no thread.
     """
     return web.serve_async(
         SERVICE,
@@ -244,9 +245,7 @@ _ANSWERS = {(s, d): _answer(s, d) for s, d in ((1, 0), (0, 1))}
 
 
 def _stored(counts: WriteCounts, fields: dict[str, Any]) -> Response:
-    fields["outcome"] = "stored"
-    fields["stored"] = counts.stored
-    fields["duplicate"] = counts.duplicate
+    fields.update(outcome="stored", stored=counts.stored, duplicate=counts.duplicate)
     if not counts.conflicts:
         answer = _ANSWERS.get((counts.stored, counts.duplicate))
         return answer if answer is not None else _answer(counts.stored, counts.duplicate)

@@ -43,10 +43,10 @@ User messages and user events are immutable and written with ``create()``
 whose id another agent already used, a conflict (only then is it read).
 
 Each flow is one coroutine that awaits its reads and commits (the deployed
-function's requests are coroutines on one event loop), written straight
-through: the storage steps were once yielded to a driver that could run them
-blocking or awaited, and that indirection cost the handler about a tenth of
-its CPU per event (``make bench``: ingest.handler_cpu_per_event).
+function's requests are coroutines on one event loop), with nothing between
+a flow and its calls: a layer of steps that could run the same flow blocking
+or awaited cost the handler about a tenth of its CPU per event
+(``make bench``: ingest.handler_cpu_per_event).
 
 ``updated_at`` is Firestore's commit time (server timestamp): the refresh reads
 documents changed since its watermark. ``shard`` (``core.shards``, from the
