@@ -212,7 +212,7 @@ ROUNDS = 4
 # Passes of each path over a fresh emulator before the first timed round.
 WARM_PASSES = 3
 # Shard cost: many short pairs (see shard_cost).
-SHARD_ROUNDS = 16
+SHARD_ROUNDS = 32
 
 
 def _rounds(n: int, rounds: int) -> list[tuple[int, int]]:
@@ -705,6 +705,6 @@ def run(smoke: bool) -> None:
     framework_floor(300 if smoke else 4000)
     rpc_cost(50 if smoke else 1000)
     throughput(300 if smoke else 4000, (16, 32))
-    shard_cost(320 if smoke else 16_000)
+    shard_cost(320 if smoke else 32_000)
     sentlog_batches(2 if smoke else 20, 4)
     relay_overhead(200 if smoke else 2000, 16)
